@@ -1,0 +1,128 @@
+//! Helpers shared by the end-to-end tests in `tests/tests/`: where the workspace and its
+//! built artifacts are, and the fixture plugins built on demand.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The profile directory this test binary was built into (`target/release` under
+/// `cargo test --release`): the `gantry` binary and plugin libraries sit there.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test-binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Path of a built artifact in the profile directory, with a clear failure if absent.
+pub fn artifact(file: &str) -> PathBuf {
+    let path = profile_dir().join(file);
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace --release` so every \
+         workspace member is built",
+        path.display()
+    );
+    path
+}
+
+/// The `gantry` binary.
+pub fn gantry_bin() -> PathBuf {
+    artifact("gantry")
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// The fixture plugin built once per variant, keyed by name: `ok` (default features),
+/// each header-breaking feature, and `panic-abort`. Built into `target/fixtures` so the
+/// outer `cargo test` build lock is never contended.
+pub fn fixture(variant: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(build_fixtures);
+    let path = dir.join(format!("{variant}.so"));
+    assert!(path.exists(), "no fixture variant {variant}");
+    path
+}
+
+const FEATURE_VARIANTS: [&str; 5] = [
+    "bad-magic",
+    "future-major",
+    "future-major-symbol",
+    "small-vtable",
+    "missing-function",
+];
+
+fn build_fixtures() -> PathBuf {
+    let root = workspace_root();
+    let target = root.join("target").join("fixtures");
+    let out = target.join("variants");
+    std::fs::create_dir_all(&out).expect("create fixture dir");
+    let built = target.join("release").join("libfixture_plugin.so");
+    let run = |args: &[&str], variant: &str| {
+        // `--target-dir` goes right after the subcommand: anything after `--` is rustc's.
+        let status = Command::new(cargo())
+            .current_dir(&root)
+            .arg(args[0])
+            .arg("--target-dir")
+            .arg(&target)
+            .args(&args[1..])
+            .status()
+            .expect("run cargo");
+        assert!(
+            status.success(),
+            "building fixture variant {variant} failed"
+        );
+        std::fs::copy(&built, out.join(format!("{variant}.so"))).expect("copy fixture");
+    };
+    let base = ["build", "--release", "-q", "-p", "fixture-plugin"];
+    run(&base, "ok");
+    for feature in FEATURE_VARIANTS {
+        let mut args = base.to_vec();
+        args.extend(["--features", feature]);
+        run(&args, feature);
+    }
+    // The plugin crate itself compiled with panic=abort: its header must say so.
+    run(
+        &[
+            "rustc",
+            "--release",
+            "-q",
+            "-p",
+            "fixture-plugin",
+            "--lib",
+            "--",
+            "-C",
+            "panic=abort",
+        ],
+        "panic-abort",
+    );
+    out
+}
+
+/// A shared library that is not a gantry plugin, compiled from empty C.
+pub fn foreign_library(dir: &Path) -> PathBuf {
+    let src = dir.join("foreign.c");
+    std::fs::write(&src, "int foreign_answer(void) { return 42; }\n").unwrap();
+    let out = dir.join("libforeign.so");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let status = Command::new(cc)
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("run cc");
+    assert!(status.success(), "cc failed to build a foreign .so");
+    out
+}
