@@ -147,6 +147,26 @@ pub struct BatchView {
     pub labels_len: usize,
 }
 
+/// What the host knows about the training job when it creates an instance: the input
+/// shape, the number of classes, the seed and the optimiser settings of the run.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct SetupView {
+    /// `size_of::<SetupView>()` as the host knows it.
+    pub size: u32,
+    pub channels: u32,
+    pub height: u32,
+    pub width: u32,
+    /// Classes in the dataset (1 for one-class anomaly training).
+    pub num_classes: u32,
+    /// Seeds weight initialisation and any sampling inside the model.
+    pub seed: u64,
+    /// Learning rate from the run config; 0 means "the model's default".
+    pub learning_rate: f64,
+    /// Optimisation steps the run plans in total (for schedules and warm-ups); 0 = unknown.
+    pub total_steps: u64,
+}
+
 /// Log levels for [`HostCallbacks::log`].
 pub mod level {
     pub const ERROR: u32 = 1;
@@ -199,12 +219,13 @@ pub struct PluginVTable {
     /// Writes a view of the plugin's description (RON text of [`crate::Description`]) to
     /// `out`. The text is owned by the plugin and lives as long as the process.
     pub describe: Option<unsafe extern "C" fn(out: *mut StrView) -> u32>,
-    /// Creates an instance from hyper-parameters (RON map text) and a device spec
-    /// (`cpu`, `cuda:N`, `auto`); writes it to `out` on success.
+    /// Creates an instance from hyper-parameters (RON map text), a device spec (`cpu`,
+    /// `cuda:N`, `auto`) and the run's setup; writes it to `out` on success.
     pub create: Option<
         unsafe extern "C" fn(
             params: StrView,
             device: StrView,
+            setup: *const SetupView,
             host: *const HostCallbacks,
             out: *mut *mut Instance,
         ) -> u32,
@@ -267,6 +288,7 @@ pub struct PluginHeader {
     pub vtable_size: u32,
     pub host_callbacks_size: u32,
     pub batch_view_size: u32,
+    pub setup_view_size: u32,
     /// 1 when the plugin was built with `panic = "unwind"` (its shims can catch panics).
     pub panic_unwind: u32,
     pub name: StrView,

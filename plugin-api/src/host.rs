@@ -16,7 +16,7 @@ use crate::abi::{
     self, ABI_MAJOR, BatchView, EntryFn, GANTRY_MAGIC, HostCallbacks, Instance, MIN_HEADER_SIZE,
     MIN_VTABLE_SIZE, PluginHeader, PluginVTable, Status, StrView, TensorView, size_u32,
 };
-use crate::model::{Batch, Description, ImageRef, Level};
+use crate::model::{Batch, Description, ImageRef, Level, Setup};
 
 mod elf_check;
 
@@ -255,13 +255,23 @@ impl Plugin {
         &self,
         params: &str,
         device: &str,
+        setup: &Setup,
         sink: &mut dyn HostSink,
     ) -> Result<PluginInstance, CallError> {
         let create = self.vtable.create.expect("checked at load");
+        let setup = setup.to_view();
         let mut raw: *mut Instance = std::ptr::null_mut();
         let status = with_callbacks(sink, |host| {
             // SAFETY: views and callbacks live for the call; `raw` is writable.
-            unsafe { create(StrView::new(params), StrView::new(device), host, &mut raw) }
+            unsafe {
+                create(
+                    StrView::new(params),
+                    StrView::new(device),
+                    &setup,
+                    host,
+                    &mut raw,
+                )
+            }
         });
         self.check("create", status)?;
         if raw.is_null() {

@@ -17,7 +17,7 @@ pub mod host;
 
 pub use model::{
     Batch, Context, Description, ImageRef, InputConstraints, Level, Model, PluginError,
-    PluginResult,
+    PluginResult, Setup,
 };
 
 /// The rustc that compiled this crate (and so the plugin that links it).

@@ -93,6 +93,51 @@ impl Batch<'_> {
     }
 }
 
+/// What the host knows about the training job when it creates an instance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Setup {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    /// Classes in the dataset (1 for one-class anomaly training).
+    pub num_classes: usize,
+    /// Seeds weight initialisation and any sampling inside the model.
+    pub seed: u64,
+    /// Learning rate from the run config, `None` for the model's default.
+    pub learning_rate: Option<f64>,
+    /// Optimisation steps the run plans in total, `None` when unknown.
+    pub total_steps: Option<u64>,
+}
+
+impl Setup {
+    /// The C view of this setup.
+    pub fn to_view(&self) -> abi::SetupView {
+        abi::SetupView {
+            size: abi::size_u32::<abi::SetupView>(),
+            channels: self.channels as u32,
+            height: self.height as u32,
+            width: self.width as u32,
+            num_classes: self.num_classes as u32,
+            seed: self.seed,
+            learning_rate: self.learning_rate.unwrap_or(0.0),
+            total_steps: self.total_steps.unwrap_or(0),
+        }
+    }
+
+    /// Reads a C view back.
+    pub fn from_view(v: &abi::SetupView) -> Setup {
+        Setup {
+            channels: v.channels as usize,
+            height: v.height as usize,
+            width: v.width as usize,
+            num_classes: v.num_classes as usize,
+            seed: v.seed,
+            learning_rate: (v.learning_rate > 0.0).then_some(v.learning_rate),
+            total_steps: (v.total_steps > 0).then_some(v.total_steps),
+        }
+    }
+}
+
 /// A borrowed image batch for [`Context::image`].
 #[derive(Debug, Clone, Copy)]
 pub struct ImageRef<'a> {
@@ -211,9 +256,14 @@ pub trait Model: Sized + 'static {
     fn describe() -> Description;
 
     /// Creates an instance from a RON map of hyper-parameters (any subset of
-    /// `default_params`) on a device (`cpu`, `cuda:N`, `auto`). Should report the device it
-    /// actually chose with `ctx.info("device", ..)`.
-    fn create(params: &str, device: &str, ctx: &mut Context<'_>) -> PluginResult<Self>;
+    /// `default_params`) on a device (`cpu`, `cuda:N`, `auto`) for the run's `setup`.
+    /// Should report the device it actually chose with `ctx.info("device", ..)`.
+    fn create(
+        params: &str,
+        device: &str,
+        setup: &Setup,
+        ctx: &mut Context<'_>,
+    ) -> PluginResult<Self>;
 
     /// One optimisation step; report losses with `ctx.scalar`.
     fn train_step(&mut self, batch: &Batch<'_>, ctx: &mut Context<'_>) -> PluginResult<()>;

@@ -11,10 +11,10 @@ use std::path::Path;
 use std::sync::{Once, OnceLock};
 
 use crate::abi::{
-    self, BatchView, GANTRY_MAGIC, HostCallbacks, Instance, PluginHeader, PluginVTable, Status,
-    StrView, size_u32,
+    self, BatchView, GANTRY_MAGIC, HostCallbacks, Instance, PluginHeader, PluginVTable, SetupView,
+    Status, StrView, size_u32,
 };
-use crate::model::{Batch, Context, Level, Model, PluginResult};
+use crate::model::{Batch, Context, Level, Model, PluginResult, Setup};
 
 /// An instance as the plugin stores it behind the opaque pointer.
 struct Slot<M> {
@@ -221,13 +221,14 @@ pub unsafe extern "C" fn describe<M: Model>(out: *mut StrView) -> u32 {
     }
 }
 
-/// `create`: builds an instance from params and device.
+/// `create`: builds an instance from params, device and setup.
 ///
 /// # Safety
 /// Views valid for the call, `host` as in [`host_ref`], `out` writable.
 pub unsafe extern "C" fn create<M: Model>(
     params: StrView,
     device: StrView,
+    setup: *const SetupView,
     host: *const HostCallbacks,
     out: *mut *mut Instance,
 ) -> u32 {
@@ -239,6 +240,13 @@ pub unsafe extern "C" fn create<M: Model>(
         set_error(host, "null output pointer");
         return Status::BadArgument as u32;
     }
+    // SAFETY: `setup` is null or valid for the call (caller guarantee); `size` is first.
+    if setup.is_null() || unsafe { (*setup).size } < size_u32::<SetupView>() {
+        set_error(host, "missing or too small setup");
+        return Status::BadArgument as u32;
+    }
+    // SAFETY: checked non-null and large enough.
+    let setup = Setup::from_view(unsafe { &*setup });
     // SAFETY: views valid for the call (caller guarantee).
     let (params, device) = match unsafe { (params.to_str(), device.to_str()) } {
         (Ok(p), Ok(d)) => (p, d),
@@ -249,7 +257,7 @@ pub unsafe extern "C" fn create<M: Model>(
     };
     let mut created = None;
     let status = guarded(host, |ctx| {
-        created = Some(M::create(params, device, ctx)?);
+        created = Some(M::create(params, device, &setup, ctx)?);
         Ok(())
     });
     if let (Status::Ok, Some(model)) = (status, created) {
@@ -404,6 +412,7 @@ pub const fn header(
         vtable_size: size_u32::<PluginVTable>(),
         host_callbacks_size: size_u32::<HostCallbacks>(),
         batch_view_size: size_u32::<BatchView>(),
+        setup_view_size: size_u32::<SetupView>(),
         panic_unwind: panic_unwind as u32,
         name: StrView::new(name),
         version: StrView::new(version),

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use gantry_e2e::{fixture, foreign_library};
 use gantry_plugin_api::host::{CallError, HostSink, LoadError, Plugin};
-use gantry_plugin_api::{Batch, ImageRef, Level};
+use gantry_plugin_api::{Batch, ImageRef, Level, Setup};
 
 /// Records everything a plugin reports.
 #[derive(Default)]
@@ -45,6 +45,16 @@ fn batch(data: &[f32]) -> Batch<'_> {
     }
 }
 
+const SETUP: Setup = Setup {
+    channels: 1,
+    height: 2,
+    width: 2,
+    num_classes: 2,
+    seed: 0,
+    learning_rate: None,
+    total_steps: None,
+};
+
 const DATA: [f32; 8] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
 
 #[test]
@@ -63,7 +73,7 @@ fn good_plugin_loads_describes_trains_and_round_trips() {
 
     let mut rec = Recorder::default();
     let mut inst = plugin
-        .create("{\"mode\": \"ok\"}", "auto", &mut rec)
+        .create("{\"mode\": \"ok\"}", "auto", &SETUP, &mut rec)
         .unwrap();
     assert_eq!(rec.info, vec![("device".into(), "cpu".into())]);
     assert!(rec.logs.iter().any(|l| l.contains("mode ok")));
@@ -82,7 +92,7 @@ fn good_plugin_loads_describes_trains_and_round_trips() {
     // save/load restore the state: a fresh instance loaded from disk scores the same.
     let dir = tempfile::tempdir().unwrap();
     inst.save(dir.path(), &mut rec).unwrap();
-    let mut fresh = plugin.create("{}", "cpu", &mut rec).unwrap();
+    let mut fresh = plugin.create("{}", "cpu", &SETUP, &mut rec).unwrap();
     fresh.load(dir.path(), &mut rec).unwrap();
     fresh.eval(&batch(&DATA), &mut rec).unwrap();
     assert_eq!(rec.scores[0].1, rec.scores[1].1);
@@ -219,7 +229,7 @@ fn panicking_train_step_fails_the_call_and_poisons_the_instance() {
     let plugin = Plugin::load(fixture("ok")).unwrap();
     let mut rec = Recorder::default();
     let mut inst = plugin
-        .create("{\"mode\": \"panic\"}", "cpu", &mut rec)
+        .create("{\"mode\": \"panic\"}", "cpu", &SETUP, &mut rec)
         .unwrap();
     let err = inst.train_step(&batch(&DATA), &mut rec).unwrap_err();
     assert!(
@@ -252,7 +262,7 @@ fn panicking_train_step_fails_the_call_and_poisons_the_instance() {
     let again = inst.eval(&batch(&DATA), &mut rec).unwrap_err();
     assert!(matches!(again, CallError::Poisoned { .. }), "{again}");
     // Other instances of the same plugin are unaffected.
-    let mut ok = plugin.create("{}", "cpu", &mut rec).unwrap();
+    let mut ok = plugin.create("{}", "cpu", &SETUP, &mut rec).unwrap();
     ok.train_step(&batch(&DATA), &mut rec).unwrap();
 }
 
@@ -261,7 +271,7 @@ fn panicking_create_fails_cleanly() {
     let plugin = Plugin::load(fixture("ok")).unwrap();
     let mut rec = Recorder::default();
     let err = plugin
-        .create("{\"mode\": \"panic-create\"}", "cpu", &mut rec)
+        .create("{\"mode\": \"panic-create\"}", "cpu", &SETUP, &mut rec)
         .err()
         .expect("create must fail");
     assert!(
@@ -275,7 +285,7 @@ fn nan_loss_is_an_error_naming_the_scalar() {
     let plugin = Plugin::load(fixture("ok")).unwrap();
     let mut rec = Recorder::default();
     let mut inst = plugin
-        .create("{\"mode\": \"nan\"}", "cpu", &mut rec)
+        .create("{\"mode\": \"nan\"}", "cpu", &SETUP, &mut rec)
         .unwrap();
     let err = inst.train_step(&batch(&DATA), &mut rec).unwrap_err();
     match &err {
@@ -294,7 +304,7 @@ fn set_error_comes_back_as_the_message() {
     let plugin = Plugin::load(fixture("ok")).unwrap();
     let mut rec = Recorder::default();
     let mut inst = plugin
-        .create("{\"mode\": \"error\"}", "cpu", &mut rec)
+        .create("{\"mode\": \"error\"}", "cpu", &SETUP, &mut rec)
         .unwrap();
     let err = inst.train_step(&batch(&DATA), &mut rec).unwrap_err();
     assert!(
@@ -320,7 +330,7 @@ fn set_error_comes_back_as_the_message() {
 fn inconsistent_batch_is_rejected_by_the_plugin() {
     let plugin = Plugin::load(fixture("ok")).unwrap();
     let mut rec = Recorder::default();
-    let mut inst = plugin.create("{}", "cpu", &mut rec).unwrap();
+    let mut inst = plugin.create("{}", "cpu", &SETUP, &mut rec).unwrap();
     let bad = Batch {
         images: &DATA,
         shape: [3, 1, 2, 2],

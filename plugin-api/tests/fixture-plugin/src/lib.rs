@@ -9,7 +9,7 @@ use std::path::Path;
 
 use gantry_plugin_api::{
     Batch, Context, Description, ImageRef, InputConstraints, Level, Model, PluginError,
-    PluginResult,
+    PluginResult, Setup,
 };
 
 pub struct Fixture {
@@ -34,7 +34,12 @@ impl Model for Fixture {
         }
     }
 
-    fn create(params: &str, device: &str, ctx: &mut Context<'_>) -> PluginResult<Self> {
+    fn create(
+        params: &str,
+        device: &str,
+        _setup: &Setup,
+        ctx: &mut Context<'_>,
+    ) -> PluginResult<Self> {
         let map: std::collections::BTreeMap<String, String> =
             ron::from_str(params).map_err(|e| PluginError::new(format!("params: {e}")))?;
         let mode = map.get("mode").cloned().unwrap_or_else(|| "ok".into());
