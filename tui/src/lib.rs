@@ -1,0 +1,12 @@
+//! gantry: a terminal cockpit for training medical-imaging models.
+//!
+//! Modules, each with one job: [`cli`] (commands), [`runfs`] (the run-folder format),
+//! [`data`] (datasets and batches), [`trainer`] (the runner's training loop),
+//! [`metrics`], [`plugins`] (finding and describing plugins).
+
+pub mod cli;
+pub mod data;
+pub mod metrics;
+pub mod plugins;
+pub mod runfs;
+pub mod trainer;

@@ -1,0 +1,3 @@
+//! Metrics computed by the host from what plugins emit: ranking quality of anomaly scores.
+
+pub mod auroc;

@@ -1,0 +1,247 @@
+//! The run-folder format: one folder per run under a run root, every file readable with
+//! `cat` or pandas, each written so a reader never sees a half-written state. This module
+//! owns the format: the trainer writes runs and the dashboard reads them only through it.
+//!
+//! | file | written | content |
+//! |---|---|---|
+//! | `run.ron` | once, atomically | [`spec::RunRecord`] |
+//! | `status.ron` | atomically, on change and every [`status::HEARTBEAT_SECS`] | [`status::Status`] |
+//! | `scalars.csv` | append-only | [`scalars::ScalarRow`] lines |
+//! | `scores/epoch-NNNN.csv` | once per evaluation | [`scores::ScoreRow`] lines |
+//! | `samples/epoch-NNNN-NAME.png` | once per evaluation | image grids |
+//! | `checkpoints/{last,best}/` | directory swap | plugin files + `checkpoint.ron` |
+//! | `train.log` | append | the runner's log |
+
+pub mod atomic;
+pub mod csv;
+pub mod samples;
+pub mod scalars;
+pub mod scores;
+pub mod spec;
+pub mod status;
+pub mod time;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use spec::RunRecord;
+use status::Status;
+
+/// Errors reading or writing run folders; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum RunFsError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}:{line}: {message}")]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl RunFsError {
+    pub fn io(path: &Path, source: std::io::Error) -> RunFsError {
+        RunFsError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+pub const RUN_FILE: &str = "run.ron";
+pub const STATUS_FILE: &str = "status.ron";
+pub const SCALARS_FILE: &str = "scalars.csv";
+pub const LOG_FILE: &str = "train.log";
+
+/// Paths inside one run folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFolder {
+    pub dir: PathBuf,
+}
+
+/// What a checkpoint directory's `checkpoint.ron` records besides the plugin's files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointInfo {
+    /// Optimisation steps completed when it was written.
+    pub step: u64,
+    /// Epochs completed.
+    pub epoch: u32,
+    /// The judged metric at that point, if any.
+    pub metric: Option<(String, f64)>,
+    pub written: f64,
+}
+
+impl RunFolder {
+    pub fn new(dir: impl Into<PathBuf>) -> RunFolder {
+        RunFolder { dir: dir.into() }
+    }
+
+    /// Creates a new run folder (and its sub-folders) under `root`; fails if it exists.
+    pub fn create(root: &Path, id: &str) -> Result<RunFolder, RunFsError> {
+        std::fs::create_dir_all(root).map_err(|e| RunFsError::io(root, e))?;
+        let dir = root.join(id);
+        std::fs::create_dir(&dir).map_err(|e| RunFsError::io(&dir, e))?;
+        let folder = RunFolder { dir };
+        for sub in [
+            folder.scores_dir(),
+            folder.samples_dir(),
+            folder.checkpoints_dir(),
+        ] {
+            std::fs::create_dir_all(&sub).map_err(|e| RunFsError::io(&sub, e))?;
+        }
+        Ok(folder)
+    }
+
+    pub fn id(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    pub fn run_file(&self) -> PathBuf {
+        self.dir.join(RUN_FILE)
+    }
+    pub fn status_file(&self) -> PathBuf {
+        self.dir.join(STATUS_FILE)
+    }
+    pub fn scalars_file(&self) -> PathBuf {
+        self.dir.join(SCALARS_FILE)
+    }
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.join(LOG_FILE)
+    }
+    pub fn scores_dir(&self) -> PathBuf {
+        self.dir.join("scores")
+    }
+    pub fn samples_dir(&self) -> PathBuf {
+        self.dir.join("samples")
+    }
+    pub fn checkpoints_dir(&self) -> PathBuf {
+        self.dir.join("checkpoints")
+    }
+    pub fn scores_file(&self, epoch: u32) -> PathBuf {
+        self.scores_dir().join(format!("epoch-{epoch:04}.csv"))
+    }
+    pub fn sample_file(&self, epoch: u32, name: &str) -> PathBuf {
+        let safe: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.samples_dir()
+            .join(format!("epoch-{epoch:04}-{safe}.png"))
+    }
+    /// `checkpoints/last` or `checkpoints/best`.
+    pub fn checkpoint_dir(&self, which: &str) -> PathBuf {
+        self.checkpoints_dir().join(which)
+    }
+
+    pub fn write_record(&self, record: &RunRecord) -> Result<(), RunFsError> {
+        write_ron(&self.run_file(), record)
+    }
+
+    pub fn read_record(&self) -> Result<RunRecord, RunFsError> {
+        read_ron(&self.run_file())
+    }
+
+    pub fn write_status(&self, status: &Status) -> Result<(), RunFsError> {
+        write_ron(&self.status_file(), status)
+    }
+
+    pub fn read_status(&self) -> Result<Status, RunFsError> {
+        read_ron(&self.status_file())
+    }
+
+    /// Reads `checkpoint.ron` of `checkpoints/<which>`, if that checkpoint exists.
+    pub fn read_checkpoint(&self, which: &str) -> Result<Option<CheckpointInfo>, RunFsError> {
+        let path = self.checkpoint_dir(which).join("checkpoint.ron");
+        if !path.exists() {
+            return Ok(None);
+        }
+        read_ron(&path).map(Some)
+    }
+}
+
+/// How gantry reads RON: optional fields may be written bare (`lr: 0.001`, not
+/// `lr: Some(0.001)`), as people write configs.
+pub fn ron_options() -> ron::Options {
+    ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+}
+
+/// Serialises to pretty RON and writes atomically.
+pub fn write_ron<T: Serialize>(path: &Path, value: &T) -> Result<(), RunFsError> {
+    let text =
+        ron::ser::to_string_pretty(value, ron::ser::PrettyConfig::default()).map_err(|e| {
+            RunFsError::Invalid {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            }
+        })?;
+    atomic::write(path, format!("{text}\n").as_bytes())
+}
+
+/// Reads and parses a RON file; errors carry line and column.
+pub fn read_ron<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, RunFsError> {
+    let text = std::fs::read_to_string(path).map_err(|e| RunFsError::io(path, e))?;
+    ron_options()
+        .from_str(&text)
+        .map_err(|e| RunFsError::Parse {
+            path: path.to_path_buf(),
+            line: e.span.start.line,
+            column: e.span.start.col,
+            message: e.code.to_string(),
+        })
+}
+
+/// One run as a listing shows it: what could be read, and what could not.
+#[derive(Debug, Clone)]
+pub struct RunListing {
+    pub folder: RunFolder,
+    pub record: Result<RunRecord, String>,
+    pub status: Result<Status, String>,
+}
+
+/// Every run folder directly under `root` (folders holding a `run.ron` or `status.ron`),
+/// sorted by id. Unreadable files become per-run errors, never a failed listing.
+pub fn list_runs(root: &Path) -> Result<Vec<RunListing>, RunFsError> {
+    let entries = match std::fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(RunFsError::io(root, e)),
+    };
+    let mut runs: Vec<RunListing> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && (p.join(RUN_FILE).exists() || p.join(STATUS_FILE).exists()))
+        .map(|dir| {
+            let folder = RunFolder::new(dir);
+            RunListing {
+                record: folder.read_record().map_err(|e| e.to_string()),
+                status: folder.read_status().map_err(|e| e.to_string()),
+                folder,
+            }
+        })
+        .collect();
+    runs.sort_by_key(|r| r.folder.id());
+    Ok(runs)
+}

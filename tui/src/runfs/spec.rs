@@ -1,0 +1,236 @@
+//! The run config a user writes (`CONFIG.ron`, given to `gantry train`) and the resolved
+//! record of it that a run folder keeps (`run.ron`).
+//!
+//! Unknown fields are errors (`deny_unknown_fields`), and parse errors carry the line and
+//! column, so a typo is named rather than silently ignored.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::RunFsError;
+
+/// What `gantry train` reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSpec {
+    /// Plugin name (`conv-ae`, found on the plugin search path) or a path to a `.so`.
+    pub plugin: String,
+    /// Hyper-parameters passed to the plugin; any subset of its `describe()` defaults.
+    #[serde(default)]
+    pub params: BTreeMap<String, ron::Value>,
+    pub data: DataSpec,
+    pub train: TrainSpec,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`.
+    #[serde(default = "default_device")]
+    pub device: String,
+}
+
+fn default_device() -> String {
+    "auto".into()
+}
+
+/// Where the images come from and how they are shaped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    pub kind: DataKind,
+    /// Root folder of the dataset.
+    pub root: PathBuf,
+    /// (height, width) every image is resized to.
+    pub size: (u32, u32),
+    /// 1 (gray) or 3 (RGB); images are converted.
+    #[serde(default = "default_channels")]
+    pub channels: u32,
+    /// One-class training: train on this class only; other classes are anomalies.
+    #[serde(default)]
+    pub normal_class: Option<String>,
+    /// Fraction of train carved out as validation when the dataset has no `val` split.
+    #[serde(default = "default_val_fraction")]
+    pub val_fraction: f64,
+}
+
+fn default_channels() -> u32 {
+    1
+}
+
+fn default_val_fraction() -> f64 {
+    0.1
+}
+
+/// Dataset layouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DataKind {
+    /// `ROOT/{train,val,test}/<class>/*.{png,jpg,jpeg,tif,tiff}` (Keras
+    /// `flow_from_directory`).
+    ImageFolder,
+}
+
+/// The training schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSpec {
+    pub epochs: u32,
+    pub batch_size: u32,
+    /// Learning rate; the plugin's default when absent.
+    #[serde(default)]
+    pub lr: Option<f64>,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl RunSpec {
+    /// Parses a config file's text; errors carry `path:line:column`.
+    pub fn parse(path: &Path, text: &str) -> Result<RunSpec, RunFsError> {
+        let spec: RunSpec = super::ron_options()
+            .from_str(text)
+            .map_err(|e| RunFsError::Parse {
+                path: path.to_path_buf(),
+                line: e.span.start.line,
+                column: e.span.start.col,
+                message: e.code.to_string(),
+            })?;
+        spec.validate().map_err(|message| RunFsError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(spec)
+    }
+
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> Result<RunSpec, RunFsError> {
+        let text = std::fs::read_to_string(path).map_err(|e| RunFsError::io(path, e))?;
+        RunSpec::parse(path, &text)
+    }
+
+    /// Checks values serde cannot: ranges and consistency. Messages name the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.train.epochs == 0 {
+            return Err("train.epochs must be at least 1".into());
+        }
+        if self.train.batch_size == 0 {
+            return Err("train.batch_size must be at least 1".into());
+        }
+        if let Some(lr) = self.train.lr
+            && !(lr > 0.0 && lr.is_finite())
+        {
+            return Err(format!("train.lr must be a positive number, not {lr}"));
+        }
+        if !matches!(self.data.channels, 1 | 3) {
+            return Err(format!(
+                "data.channels must be 1 (gray) or 3 (RGB), not {}",
+                self.data.channels
+            ));
+        }
+        let (h, w) = self.data.size;
+        if h == 0 || w == 0 || h > 8192 || w > 8192 {
+            return Err(format!("data.size ({h}, {w}) must be between 1 and 8192"));
+        }
+        if !(0.0..1.0).contains(&self.data.val_fraction) {
+            return Err(format!(
+                "data.val_fraction must be in [0, 1), not {}",
+                self.data.val_fraction
+            ));
+        }
+        Ok(())
+    }
+
+    /// The params as RON map text for the plugin's `create`.
+    pub fn params_text(&self) -> String {
+        ron::to_string(&self.params).unwrap_or_else(|_| "{}".into())
+    }
+}
+
+/// `run.ron`: the resolved config, written once when the run starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The folder name.
+    pub id: String,
+    pub spec: RunSpec,
+    pub plugin: PluginRecord,
+    /// `git describe` of the working directory the run was started from, if any.
+    pub git: Option<String>,
+    pub host: String,
+    /// Unix seconds.
+    pub created: f64,
+    pub gantry_version: String,
+}
+
+/// Which plugin trained the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginRecord {
+    pub path: PathBuf,
+    pub name: String,
+    pub version: String,
+    pub family: String,
+    pub abi: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"(
+        plugin: "conv-ae",
+        params: {"latent": 64},
+        data: (kind: ImageFolder, root: "PATH", size: (64, 64), channels: 1, normal_class: "normal"),
+        train: (epochs: 5, batch_size: 32, lr: 0.001, seed: 0),
+        device: "auto",
+    )"#;
+
+    #[test]
+    fn the_documented_example_parses() {
+        let spec = RunSpec::parse(Path::new("c.ron"), EXAMPLE).unwrap();
+        assert_eq!(spec.plugin, "conv-ae");
+        assert_eq!(spec.data.size, (64, 64));
+        assert_eq!(spec.data.normal_class.as_deref(), Some("normal"));
+        assert_eq!(spec.train.lr, Some(0.001));
+        assert_eq!(spec.params_text(), "{\"latent\":64}");
+    }
+
+    #[test]
+    fn unknown_field_is_named_with_its_line() {
+        let text = EXAMPLE.replace("batch_size: 32", "batch_size: 32, epoch: 3");
+        let err = RunSpec::parse(Path::new("cfg.ron"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("cfg.ron:5:"), "{err}");
+        assert!(err.contains("epoch"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let text = EXAMPLE.replace("channels: 1", "channels: 2");
+        let err = RunSpec::parse(Path::new("cfg.ron"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("data.channels"), "{err}");
+        let text = EXAMPLE.replace("epochs: 5", "epochs: 0");
+        let err = RunSpec::parse(Path::new("cfg.ron"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("train.epochs"), "{err}");
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let record = RunRecord {
+            id: "r".into(),
+            spec: RunSpec::parse(Path::new("c.ron"), EXAMPLE).unwrap(),
+            plugin: PluginRecord {
+                path: "/p/libconv_ae.so".into(),
+                name: "conv-ae".into(),
+                version: "0.1.0".into(),
+                family: "autoencoder".into(),
+                abi: "1.0".into(),
+            },
+            git: None,
+            host: "h".into(),
+            created: 1.5,
+            gantry_version: "0.1.0".into(),
+        };
+        let text = ron::ser::to_string_pretty(&record, Default::default()).unwrap();
+        assert_eq!(ron::from_str::<RunRecord>(&text).unwrap(), record);
+    }
+}

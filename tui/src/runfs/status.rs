@@ -1,0 +1,174 @@
+//! `status.ron`: the run's state, rewritten atomically on every change and on a heartbeat,
+//! so a reader always sees a complete, recent snapshot.
+
+use serde::{Deserialize, Serialize};
+
+/// Lifecycle of a run, as the runner records it. `stalled` and `crashed` are not stored:
+/// readers derive them from the heartbeat age and the pid (see [`Status::liveness`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Queued,
+    Running,
+    Finished,
+    Failed,
+    Stopped,
+}
+
+impl State {
+    /// A run in a final state will not change again.
+    pub fn is_final(self) -> bool {
+        matches!(self, State::Finished | State::Failed | State::Stopped)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Queued => "queued",
+            State::Running => "running",
+            State::Finished => "finished",
+            State::Failed => "failed",
+            State::Stopped => "stopped",
+        }
+    }
+}
+
+/// The best value seen of the metric a run is judged by.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Best {
+    pub tag: String,
+    pub value: f64,
+    pub epoch: u32,
+    pub step: u64,
+}
+
+/// The content of `status.ron`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub state: State,
+    pub pid: u32,
+    pub host: String,
+    /// Unix seconds.
+    pub started: Option<f64>,
+    pub ended: Option<f64>,
+    /// Unix seconds of the last write; the runner rewrites at least every
+    /// [`HEARTBEAT_SECS`].
+    pub heartbeat: f64,
+    /// Epochs completed.
+    pub epoch: u32,
+    pub epochs: u32,
+    /// Optimisation steps completed.
+    pub step: u64,
+    pub total_steps: u64,
+    /// Training throughput over the last epoch (or the current one while it runs).
+    pub images_per_sec: f64,
+    /// The device the plugin actually chose (`cpu`, `cuda:0`).
+    pub device: Option<String>,
+    pub error: Option<String>,
+    pub best: Option<Best>,
+    /// Other metrics' latest values, by tag.
+    #[serde(default)]
+    pub latest: Vec<(String, f64)>,
+}
+
+/// Seconds between heartbeats.
+pub const HEARTBEAT_SECS: f64 = 2.0;
+
+/// What a reader concludes about a run, beyond its recorded state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Liveness {
+    /// As recorded.
+    Recorded(State),
+    /// Running, but the heartbeat is older than three intervals.
+    Stalled,
+    /// Running on this host, but its process is gone.
+    Crashed,
+}
+
+impl Liveness {
+    pub fn label(self) -> &'static str {
+        match self {
+            Liveness::Recorded(s) => s.as_str(),
+            Liveness::Stalled => "stalled",
+            Liveness::Crashed => "crashed",
+        }
+    }
+}
+
+impl Status {
+    /// The run's liveness at `now` on host `this_host`.
+    pub fn liveness(&self, now: f64, this_host: &str) -> Liveness {
+        if self.state.is_final() || self.state == State::Queued {
+            return Liveness::Recorded(self.state);
+        }
+        if self.host == this_host && !process_alive(self.pid) {
+            return Liveness::Crashed;
+        }
+        if now - self.heartbeat > 3.0 * HEARTBEAT_SECS {
+            return Liveness::Stalled;
+        }
+        Liveness::Recorded(self.state)
+    }
+}
+
+/// Whether a process with this pid exists (Linux: its /proc entry).
+pub fn process_alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// This machine's host name.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn running(pid: u32, heartbeat: f64) -> Status {
+        Status {
+            state: State::Running,
+            pid,
+            host: "here".into(),
+            started: Some(0.0),
+            ended: None,
+            heartbeat,
+            epoch: 0,
+            epochs: 1,
+            step: 0,
+            total_steps: 1,
+            images_per_sec: 0.0,
+            device: None,
+            error: None,
+            best: None,
+            latest: vec![],
+        }
+    }
+
+    #[test]
+    fn liveness_derives_stalled_and_crashed() {
+        let me = std::process::id();
+        assert_eq!(
+            running(me, 100.0).liveness(101.0, "here"),
+            Liveness::Recorded(State::Running)
+        );
+        assert_eq!(
+            running(me, 100.0).liveness(107.0, "here"),
+            Liveness::Stalled
+        );
+        assert_eq!(
+            running(u32::MAX - 1, 100.0).liveness(101.0, "here"),
+            Liveness::Crashed
+        );
+        // Another host's pid says nothing about this machine.
+        assert_eq!(
+            running(u32::MAX - 1, 100.0).liveness(101.0, "there"),
+            Liveness::Recorded(State::Running)
+        );
+    }
+}

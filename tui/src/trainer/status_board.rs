@@ -1,0 +1,88 @@
+//! The runner's live status: mutated by the training loop, written to `status.ron` on
+//! every state change and by a heartbeat thread every few seconds, always under one lock
+//! so writes never interleave.
+
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::runfs::status::{HEARTBEAT_SECS, Status};
+use crate::runfs::{RunFolder, time};
+
+pub struct StatusBoard {
+    shared: Arc<Shared>,
+    stop: Option<Sender<()>>,
+    heartbeat: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    folder: RunFolder,
+    status: Mutex<Status>,
+}
+
+impl Shared {
+    fn write(&self, status: &mut Status) {
+        status.heartbeat = time::now();
+        if let Err(e) = self.folder.write_status(status) {
+            tracing::warn!("cannot write status: {e}");
+        }
+    }
+}
+
+impl StatusBoard {
+    /// Writes the initial status and starts the heartbeat.
+    pub fn start(folder: RunFolder, status: Status) -> StatusBoard {
+        let shared = Arc::new(Shared {
+            folder,
+            status: Mutex::new(status),
+        });
+        {
+            let mut s = shared.status.lock().expect("status lock");
+            shared.write(&mut s);
+        }
+        let (stop, rx) = mpsc::channel::<()>();
+        let beat = Arc::clone(&shared);
+        let heartbeat = std::thread::Builder::new()
+            .name("heartbeat".into())
+            .spawn(move || {
+                let period = Duration::from_secs_f64(HEARTBEAT_SECS);
+                while let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(period) {
+                    let mut s = beat.status.lock().expect("status lock");
+                    beat.write(&mut s);
+                }
+            })
+            .expect("spawn heartbeat thread");
+        StatusBoard {
+            shared,
+            stop: Some(stop),
+            heartbeat: Some(heartbeat),
+        }
+    }
+
+    /// Changes the status in memory only; the next heartbeat or `publish` writes it.
+    pub fn update(&self, f: impl FnOnce(&mut Status)) {
+        let mut s = self.shared.status.lock().expect("status lock");
+        f(&mut s);
+    }
+
+    /// Changes the status and writes it now.
+    pub fn publish(&self, f: impl FnOnce(&mut Status)) {
+        let mut s = self.shared.status.lock().expect("status lock");
+        f(&mut s);
+        self.shared.write(&mut s);
+    }
+
+    pub fn snapshot(&self) -> Status {
+        self.shared.status.lock().expect("status lock").clone()
+    }
+}
+
+impl Drop for StatusBoard {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(h) = self.heartbeat.take() {
+            let _ = h.join();
+        }
+    }
+}
