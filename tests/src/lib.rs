@@ -126,3 +126,46 @@ pub fn foreign_library(dir: &Path) -> PathBuf {
     assert!(status.success(), "cc failed to build a foreign .so");
     out
 }
+
+/// The folder holding the built `libconv_ae.so`: `target/<profile>/` after `cargo build`,
+/// `target/<profile>/deps/` after `cargo test` (which builds it as a dependency).
+pub fn plugin_dir() -> PathBuf {
+    let top = profile_dir();
+    [top.clone(), top.join("deps")]
+        .into_iter()
+        .find(|d| d.join("libconv_ae.so").exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "libconv_ae.so not found under {}: run `cargo test --workspace --release`",
+                top.display()
+            )
+        })
+}
+
+/// Runs `gantry` with arguments, returning (exit code, stdout, stderr).
+pub fn gantry(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(gantry_bin())
+        .args(args)
+        .output()
+        .expect("run gantry");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A small config for conv-ae on 16x16 synthetic data: trains in seconds.
+pub fn small_config(data: &Path, epochs: u32) -> String {
+    format!(
+        r#"(
+    plugin: "conv-ae",
+    params: {{"channels": [8, 16], "latent": 16}},
+    data: (kind: ImageFolder, root: {:?}, size: (16, 16), channels: 1, normal_class: "normal"),
+    train: (epochs: {epochs}, batch_size: 16, lr: 0.002, seed: 1),
+    device: "cpu",
+)
+"#,
+        data.display().to_string()
+    )
+}
