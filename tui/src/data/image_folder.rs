@@ -57,7 +57,7 @@ pub fn open(
     let test = index_split(root, &splits[2], &classes)?;
     let val_carved = val.is_empty() && val_fraction > 0.0;
     if val_carved {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_0F_7A1);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_0F7A1_u64);
         train.shuffle(&mut rng);
         let n_val = ((train.len() as f64 * val_fraction).round() as usize).min(train.len() - 1);
         val = train.split_off(train.len() - n_val);
