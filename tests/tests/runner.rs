@@ -16,8 +16,16 @@ fn synth_data() -> &'static Path {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data");
         let (code, _, err) = gantry(&[
-            "data", "synth", "--out", path.to_str().unwrap(), "--n", "160", "--size", "16",
-            "--seed", "3",
+            "data",
+            "synth",
+            "--out",
+            path.to_str().unwrap(),
+            "--n",
+            "160",
+            "--size",
+            "16",
+            "--seed",
+            "3",
         ]);
         assert_eq!(code, 0, "synth failed: {err}");
         (dir, path)
@@ -67,7 +75,12 @@ fn scalars(run: &Path) -> Vec<(u64, u32, String, f64)> {
     lines
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
-            (f[1].parse().unwrap(), f[2].parse().unwrap(), f[3].to_string(), f[4].parse().unwrap())
+            (
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+                f[3].to_string(),
+                f[4].parse().unwrap(),
+            )
         })
         .collect()
 }
@@ -89,7 +102,9 @@ fn train_writes_a_complete_run_folder() {
         assert!(text.starts_with("sample,label,split,score\n"));
         assert!(text.contains(",anomalous,test,") && text.contains(",normal,val,"));
         for split in ["val", "test"] {
-            let png = t.run.join(format!("samples/epoch-{epoch:04}-{split}-reconstruction.png"));
+            let png = t.run.join(format!(
+                "samples/epoch-{epoch:04}-{split}-reconstruction.png"
+            ));
             let img = image_size(&png);
             // Originals over reconstructions: two rows of 16-pixel tiles.
             assert_eq!(img.1, 16 * 2 + 2, "{}", png.display());
@@ -97,7 +112,11 @@ fn train_writes_a_complete_run_folder() {
     }
     for which in ["last", "best"] {
         let dir = t.run.join("checkpoints").join(which);
-        for file in ["model.safetensors", "optimizer.safetensors", "checkpoint.ron"] {
+        for file in [
+            "model.safetensors",
+            "optimizer.safetensors",
+            "checkpoint.ron",
+        ] {
             assert!(dir.join(file).is_file(), "{which}/{file} missing");
         }
     }
@@ -117,17 +136,32 @@ fn image_size(path: &Path) -> (u32, u32) {
 #[test]
 fn conv_ae_learns_and_separates_anomalies() {
     let rows = scalars(&trained().run);
-    let train: Vec<f64> = rows.iter().filter(|r| r.2 == "train/loss").map(|r| r.3).collect();
+    let train: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.2 == "train/loss")
+        .map(|r| r.3)
+        .collect();
     // 160 train images in batches of 16: 10 steps per epoch, one row per step.
     assert_eq!(train.len(), 4 * 10);
     let first: f64 = train[..3].iter().sum::<f64>() / 3.0;
     let last: f64 = train[train.len() - 3..].iter().sum::<f64>() / 3.0;
-    assert!(last < first * 0.8, "train loss did not fall: {first} -> {last}");
-    let auroc: Vec<f64> = rows.iter().filter(|r| r.2 == "test/auroc").map(|r| r.3).collect();
+    assert!(
+        last < first * 0.8,
+        "train loss did not fall: {first} -> {last}"
+    );
+    let auroc: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.2 == "test/auroc")
+        .map(|r| r.3)
+        .collect();
     assert_eq!(auroc.len(), 4, "one AUROC per epoch");
     assert!(*auroc.last().unwrap() > 0.8, "AUROC {auroc:?}");
     // Steps are strictly increasing for train/loss: no duplicates, none missing.
-    let steps: Vec<u64> = rows.iter().filter(|r| r.2 == "train/loss").map(|r| r.0).collect();
+    let steps: Vec<u64> = rows
+        .iter()
+        .filter(|r| r.2 == "train/loss")
+        .map(|r| r.0)
+        .collect();
     assert_eq!(steps, (1..=steps.len() as u64).collect::<Vec<_>>());
 }
 
@@ -150,7 +184,14 @@ fn runs_ls_reports_the_finished_run() {
 
 fn spawn_train(cfg: &Path, runs: &Path, name: &str) -> Child {
     Command::new(gantry_bin())
-        .args(["train", cfg.to_str().unwrap(), "--runs", runs.to_str().unwrap(), "--name", name])
+        .args([
+            "train",
+            cfg.to_str().unwrap(),
+            "--runs",
+            runs.to_str().unwrap(),
+            "--name",
+            name,
+        ])
         .args(["--plugins", plugin_dir().to_str().unwrap(), "-q"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -166,7 +207,11 @@ fn wait_for_progress(run: &Path) {
         if text.lines().count() > 2 {
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "no progress in {}", run.display());
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no progress in {}",
+            run.display()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -204,10 +249,17 @@ fn sigterm_stops_after_the_step_with_a_checkpoint() {
         .unwrap();
     assert!(kill.success());
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(runs.join("stopped/status.ron")).unwrap();
     assert!(text.contains("state: stopped"), "{text}");
-    assert!(runs.join("stopped/checkpoints/last/model.safetensors").is_file());
+    assert!(
+        runs.join("stopped/checkpoints/last/model.safetensors")
+            .is_file()
+    );
 }
 
 #[test]
@@ -217,7 +269,12 @@ fn bad_config_is_named_with_line_and_writes_nothing() {
     let text = small_config(synth_data(), 1).replace("seed: 1", "seed: 1, epoch: 2");
     std::fs::write(&cfg, text).unwrap();
     let runs = dir.path().join("runs");
-    let (code, _, err) = gantry(&["train", cfg.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
+    let (code, _, err) = gantry(&[
+        "train",
+        cfg.to_str().unwrap(),
+        "--runs",
+        runs.to_str().unwrap(),
+    ]);
     assert_ne!(code, 0);
     assert!(err.contains(&format!("{}:5:", cfg.display())), "{err}");
     assert!(err.contains("epoch"), "{err}");
@@ -229,12 +286,24 @@ fn diverging_plugin_fails_the_run_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("cfg.ron");
     let text = small_config(synth_data(), 1)
-        .replace("\"conv-ae\"", &format!("{:?}", fixture("ok").display().to_string()))
-        .replace("{\"channels\": [8, 16], \"latent\": 16}", "{\"mode\": \"nan\"}");
+        .replace(
+            "\"conv-ae\"",
+            &format!("{:?}", fixture("ok").display().to_string()),
+        )
+        .replace(
+            "{\"channels\": [8, 16], \"latent\": 16}",
+            "{\"mode\": \"nan\"}",
+        );
     std::fs::write(&cfg, text).unwrap();
     let runs = dir.path().join("runs");
     let (code, _, err) = gantry(&[
-        "train", cfg.to_str().unwrap(), "--runs", runs.to_str().unwrap(), "--name", "nan", "-q",
+        "train",
+        cfg.to_str().unwrap(),
+        "--runs",
+        runs.to_str().unwrap(),
+        "--name",
+        "nan",
+        "-q",
     ]);
     assert_eq!(code, 1, "{err}");
     let status = std::fs::read_to_string(runs.join("nan/status.ron")).unwrap();
@@ -248,14 +317,24 @@ fn plugins_ls_lists_good_and_refused_libraries() {
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");
     std::fs::create_dir(&plugins).unwrap();
-    std::fs::copy(plugin_dir().join("libconv_ae.so"), plugins.join("libconv_ae.so")).unwrap();
+    std::fs::copy(
+        plugin_dir().join("libconv_ae.so"),
+        plugins.join("libconv_ae.so"),
+    )
+    .unwrap();
     let foreign = foreign_library(dir.path());
     std::fs::copy(&foreign, plugins.join("libforeign.so")).unwrap();
     let bytes = std::fs::read(plugins.join("libconv_ae.so")).unwrap();
     std::fs::write(plugins.join("libtruncated.so"), &bytes[..bytes.len() / 2]).unwrap();
     std::fs::write(plugins.join("libtext.so"), "not a library").unwrap();
     let (code, out, err) = Command::new(gantry_bin())
-        .args(["plugins", "ls", "--json", "--plugins", plugins.to_str().unwrap()])
+        .args([
+            "plugins",
+            "ls",
+            "--json",
+            "--plugins",
+            plugins.to_str().unwrap(),
+        ])
         .env("GANTRY_PLUGIN_PATH", "")
         .env("HOME", dir.path())
         .output()

@@ -2,11 +2,13 @@
 //!
 //! Modules, each with one job: [`cli`] (commands), [`runfs`] (the run-folder format),
 //! [`data`] (datasets and batches), [`trainer`] (the runner's training loop),
-//! [`metrics`], [`plugins`] (finding and describing plugins).
+//! [`metrics`], [`plugins`] (finding and describing plugins), [`ui`] (the dashboard).
 
 pub mod cli;
 pub mod data;
 pub mod metrics;
 pub mod plugins;
 pub mod runfs;
+pub mod text;
 pub mod trainer;
+pub mod ui;

@@ -34,7 +34,14 @@ fn unknown_subcommand_prints_usage() {
 fn invalid_synth_option_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("d");
-    let (code, _, err) = gantry(&["data", "synth", "--out", out.to_str().unwrap(), "--size", "3"]);
+    let (code, _, err) = gantry(&[
+        "data",
+        "synth",
+        "--out",
+        out.to_str().unwrap(),
+        "--size",
+        "3",
+    ]);
     assert_eq!(code, 1);
     assert!(err.contains("size"), "{err}");
 }

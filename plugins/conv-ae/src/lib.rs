@@ -72,7 +72,10 @@ impl ConvAeConfig {
         }
         self.reconstruction()?;
         let factor = 1usize << self.channels.len();
-        if !setup.height.is_multiple_of(factor) || !setup.width.is_multiple_of(factor) || setup.height == 0 {
+        if !setup.height.is_multiple_of(factor)
+            || !setup.width.is_multiple_of(factor)
+            || setup.height == 0
+        {
             return Err(format!(
                 "input {}x{} is not divisible by 2^depth = {factor} (depth {} = number of \
                  channels); use a size that is a multiple of {factor}, e.g. {}",

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::plugins::{self, PluginEntry};
 use crate::runfs::status::hostname;
 use crate::runfs::{list_runs, time};
+use crate::text::escape_controls as escape;
 
 /// One run as `runs ls --json` prints it.
 #[derive(Debug, Serialize)]
@@ -134,17 +135,4 @@ pub fn print_plugin(e: &PluginEntry) {
             escape(e.reason.as_deref().unwrap_or("no reason given"))
         ),
     }
-}
-
-/// Control characters from run folders and plugins must not reach the terminal raw.
-pub fn escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
 }

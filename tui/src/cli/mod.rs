@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -16,6 +17,7 @@ use crate::data::synth::{self, SynthOptions, SynthTask};
 use crate::plugins;
 use crate::runfs::status::State;
 use crate::trainer::{self, TrainOptions};
+use crate::ui::{self, WatchOptions};
 
 /// gantry: a terminal cockpit for training medical-imaging models.
 #[derive(Debug, Parser)]
@@ -27,6 +29,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The live dashboard over one or more run roots (also what plain `gantry` opens).
+    Watch {
+        /// A run root to watch (repeatable; default ./runs).
+        #[arg(long)]
+        runs: Vec<PathBuf>,
+        /// Poll the filesystem every SECONDS instead of inotify (NFS, sshfs).
+        #[arg(long, value_name = "SECONDS")]
+        poll: Option<f64>,
+    },
     /// Train one model: load its plugin, train, write one run folder.
     Train {
         /// The run config (RON).
@@ -131,8 +142,21 @@ pub fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         None => {
-            // The dashboard lands with its own issue; until then, show the runs.
-            listing::runs(&PathBuf::from("runs"), false)?;
+            ui::run(WatchOptions {
+                roots: vec![PathBuf::from("runs")],
+                poll: None,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Watch { runs, poll }) => {
+            ui::run(WatchOptions {
+                roots: if runs.is_empty() {
+                    vec![PathBuf::from("runs")]
+                } else {
+                    runs
+                },
+                poll: poll.map(Duration::from_secs_f64),
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Train {

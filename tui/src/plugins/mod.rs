@@ -208,7 +208,9 @@ mod tests {
         let path = search_path(&flags);
         assert_eq!(path[0], PathBuf::from("/a"));
         assert_eq!(
-            path.iter().filter(|p| p.as_path() == Path::new("/a")).count(),
+            path.iter()
+                .filter(|p| p.as_path() == Path::new("/a"))
+                .count(),
             1
         );
     }

@@ -19,6 +19,7 @@ pub mod scalars;
 pub mod scores;
 pub mod spec;
 pub mod status;
+pub mod tail;
 pub mod time;
 
 use std::path::{Path, PathBuf};
@@ -172,6 +173,35 @@ impl RunFolder {
         read_ron(&self.status_file())
     }
 
+    /// Epochs that have a score file, ascending.
+    pub fn score_epochs(&self) -> Vec<u32> {
+        let mut epochs: Vec<u32> = read_dir_names(&self.scores_dir())
+            .iter()
+            .filter_map(|n| n.strip_prefix("epoch-")?.strip_suffix(".csv")?.parse().ok())
+            .collect();
+        epochs.sort_unstable();
+        epochs
+    }
+
+    /// Sample images, sorted by epoch then name.
+    pub fn sample_files(&self) -> Vec<SampleFile> {
+        let dir = self.samples_dir();
+        let mut files: Vec<SampleFile> = read_dir_names(&dir)
+            .into_iter()
+            .filter_map(|n| {
+                let rest = n.strip_prefix("epoch-")?.strip_suffix(".png")?;
+                let (epoch, name) = rest.split_once('-')?;
+                Some(SampleFile {
+                    epoch: epoch.parse().ok()?,
+                    name: name.to_string(),
+                    path: dir.join(&n),
+                })
+            })
+            .collect();
+        files.sort_by(|a, b| (a.epoch, &a.name).cmp(&(b.epoch, &b.name)));
+        files
+    }
+
     /// Reads `checkpoint.ron` of `checkpoints/<which>`, if that checkpoint exists.
     pub fn read_checkpoint(&self, which: &str) -> Result<Option<CheckpointInfo>, RunFsError> {
         let path = self.checkpoint_dir(which).join("checkpoint.ron");
@@ -186,6 +216,28 @@ impl RunFolder {
 /// `lr: Some(0.001)`), as people write configs.
 pub fn ron_options() -> ron::Options {
     ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+}
+
+/// A sample image of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampleFile {
+    pub epoch: u32,
+    /// `val-reconstruction`, `test-reconstruction`...
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// File names in a folder (none if it is missing), skipping hidden temporaries.
+fn read_dir_names(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Serialises to pretty RON and writes atomically.

@@ -5,10 +5,11 @@
 //! re-reads only bytes past its last offset.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::RunFsError;
+use super::tail::LineTail;
 
 pub const HEADER: &str = "wall_time,step,epoch,tag,value";
 
@@ -129,13 +130,12 @@ pub fn truncate_after(path: &Path, step: u64) -> Result<usize, RunFsError> {
 /// Incremental reader of a growing `scalars.csv`.
 #[derive(Debug, Default)]
 pub struct ScalarTail {
-    offset: u64,
-    partial: Vec<u8>,
+    lines: LineTail,
     header_seen: bool,
+    lines_read: usize,
     /// Lines that did not parse, with their line numbers (1-based), kept for the error
     /// badge; reading goes on past them.
     pub bad_lines: Vec<(usize, String)>,
-    lines_read: usize,
 }
 
 impl ScalarTail {
@@ -143,30 +143,23 @@ impl ScalarTail {
         ScalarTail::default()
     }
 
-    /// Reads complete lines appended since the last call. A missing file yields nothing.
-    /// A file that shrank (rewritten on resume) is read again from the start.
+    /// Reads complete rows appended since the last call. A missing file yields nothing.
+    /// When the file was rewritten shorter (resume), `restarted` says the caller must drop
+    /// what it holds: the rows returned are the whole file again.
     pub fn read_new(&mut self, path: &Path) -> Result<Vec<ScalarRow>, RunFsError> {
-        let mut file = match File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-            Err(e) => return Err(RunFsError::io(path, e)),
-        };
-        let io = |e| RunFsError::io(path, e);
-        let len = file.metadata().map_err(io)?.len();
-        if len < self.offset {
-            *self = ScalarTail::new();
+        Ok(self.read(path)?.0)
+    }
+
+    /// As [`ScalarTail::read_new`], also saying whether the file restarted.
+    pub fn read(&mut self, path: &Path) -> Result<(Vec<ScalarRow>, bool), RunFsError> {
+        let read = self.lines.read_lines(path)?;
+        if read.restarted {
+            self.header_seen = false;
+            self.lines_read = 0;
+            self.bad_lines.clear();
         }
-        file.seek(SeekFrom::Start(self.offset)).map_err(io)?;
-        let mut bytes = std::mem::take(&mut self.partial);
-        let before = bytes.len();
-        file.take(len - self.offset)
-            .read_to_end(&mut bytes)
-            .map_err(io)?;
-        self.offset += (bytes.len() - before) as u64;
-        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        self.partial = bytes.split_off(complete);
-        let mut rows = Vec::new();
-        for line in String::from_utf8_lossy(&bytes).lines() {
+        let mut rows = Vec::with_capacity(read.lines.len());
+        for line in &read.lines {
             self.lines_read += 1;
             if !self.header_seen {
                 self.header_seen = true;
@@ -182,7 +175,7 @@ impl ScalarTail {
                 Err(e) => self.bad_lines.push((self.lines_read, e)),
             }
         }
-        Ok(rows)
+        Ok((rows, read.restarted))
     }
 }
 

@@ -1,0 +1,286 @@
+//! The dashboard's copy of the run roots, read only through [`crate::runfs`]. It is
+//! refreshed per run folder when the watcher reports a change there: status and record are
+//! re-read (small), scalars and the log are tailed from their last offsets, the score and
+//! sample listings re-listed. A file that fails to read marks its run with an error and
+//! nothing else.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+
+use crate::runfs::scalars::ScalarTail;
+use crate::runfs::spec::RunRecord;
+use crate::runfs::status::{Liveness, Status};
+use crate::runfs::tail::LineTail;
+use crate::runfs::{RUN_FILE, RunFolder, STATUS_FILE, SampleFile};
+
+/// Log lines kept per run.
+const LOG_LINES: usize = 2000;
+
+/// One scalar tag's history, in file order (steps ascend within a run).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Series {
+    pub steps: Vec<u64>,
+    pub epochs: Vec<u32>,
+    pub walls: Vec<f64>,
+    pub values: Vec<f64>,
+}
+
+impl Series {
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    pub fn last(&self) -> Option<f64> {
+        self.values.last().copied()
+    }
+}
+
+/// Everything the dashboard shows of one run.
+#[derive(Debug)]
+pub struct RunData {
+    pub folder: RunFolder,
+    pub record: Option<RunRecord>,
+    pub status: Option<Status>,
+    /// Problems reading this run's files, newest last (shown as an error badge).
+    pub errors: Vec<String>,
+    pub series: BTreeMap<String, Series>,
+    pub score_epochs: Vec<u32>,
+    pub samples: Vec<SampleFile>,
+    pub log: VecDeque<String>,
+    scalar_tail: ScalarTail,
+    log_tail: LineTail,
+}
+
+impl RunData {
+    fn new(folder: RunFolder) -> RunData {
+        RunData {
+            folder,
+            record: None,
+            status: None,
+            errors: Vec::new(),
+            series: BTreeMap::new(),
+            score_epochs: Vec::new(),
+            samples: Vec::new(),
+            log: VecDeque::new(),
+            scalar_tail: ScalarTail::new(),
+            log_tail: LineTail::new(),
+        }
+    }
+
+    pub fn id(&self) -> String {
+        self.folder.id()
+    }
+
+    /// Plugin name from run.ron.
+    pub fn plugin(&self) -> &str {
+        self.record.as_ref().map_or("?", |r| r.plugin.name.as_str())
+    }
+
+    /// The dataset's folder name from run.ron.
+    pub fn dataset(&self) -> String {
+        self.record
+            .as_ref()
+            .and_then(|r| r.spec.data.root.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "?".into())
+    }
+
+    pub fn liveness(&self, now: f64, host: &str) -> Option<Liveness> {
+        self.status.as_ref().map(|s| s.liveness(now, host))
+    }
+
+    /// Unix time the run was created (record, else status start), for sorting by age.
+    pub fn created(&self) -> f64 {
+        self.record
+            .as_ref()
+            .map(|r| r.created)
+            .or_else(|| self.status.as_ref().and_then(|s| s.started))
+            .unwrap_or(0.0)
+    }
+
+    /// Re-reads whatever changed. Returns whether anything the dashboard shows changed.
+    pub fn refresh(&mut self) -> bool {
+        let mut errors = Vec::new();
+        let mut changed = false;
+        if self.record.is_none() || !self.folder.run_file().exists() {
+            let record = match self.folder.read_record() {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    if self.folder.run_file().exists() {
+                        errors.push(e.to_string());
+                    }
+                    None
+                }
+            };
+            changed |= record != self.record;
+            self.record = record;
+        }
+        match self.folder.read_status() {
+            Ok(s) => {
+                changed |= self.status.as_ref() != Some(&s);
+                self.status = Some(s);
+            }
+            Err(e) => {
+                if self.folder.status_file().exists() {
+                    errors.push(e.to_string());
+                }
+            }
+        }
+        match self.scalar_tail.read(&self.folder.scalars_file()) {
+            Ok((rows, restarted)) => {
+                if restarted {
+                    self.series.clear();
+                    changed = true;
+                }
+                changed |= !rows.is_empty();
+                for row in rows {
+                    let s = self.series.entry(row.tag).or_default();
+                    s.steps.push(row.step);
+                    s.epochs.push(row.epoch);
+                    s.walls.push(row.wall_time);
+                    s.values.push(row.value);
+                }
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+        if let Some((line, message)) = self.scalar_tail.bad_lines.last() {
+            errors.push(format!(
+                "{}:{line}: {message} ({} bad lines skipped)",
+                self.folder.scalars_file().display(),
+                self.scalar_tail.bad_lines.len()
+            ));
+        }
+        match self.log_tail.read_lines(&self.folder.log_file()) {
+            Ok(read) => {
+                if read.restarted {
+                    self.log.clear();
+                }
+                changed |= !read.lines.is_empty();
+                self.log.extend(read.lines);
+                while self.log.len() > LOG_LINES {
+                    self.log.pop_front();
+                }
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+        let epochs = self.folder.score_epochs();
+        changed |= epochs != self.score_epochs;
+        self.score_epochs = epochs;
+        let samples = self.folder.sample_files();
+        changed |= samples != self.samples;
+        self.samples = samples;
+        changed |= errors != self.errors;
+        self.errors = errors;
+        changed
+    }
+}
+
+/// All runs under the watched roots, keyed by folder path.
+#[derive(Debug, Default)]
+pub struct RunStore {
+    pub roots: Vec<PathBuf>,
+    pub runs: BTreeMap<PathBuf, RunData>,
+    /// Problems with the roots themselves (unreadable folder).
+    pub root_errors: Vec<String>,
+}
+
+impl RunStore {
+    pub fn new(roots: Vec<PathBuf>) -> RunStore {
+        RunStore {
+            roots,
+            ..RunStore::default()
+        }
+    }
+
+    /// Finds added and removed run folders and refreshes every run. Returns whether
+    /// anything changed.
+    pub fn rescan(&mut self) -> bool {
+        let mut found = Vec::new();
+        let mut root_errors = Vec::new();
+        for root in &self.roots {
+            match std::fs::read_dir(root) {
+                Ok(entries) => found.extend(
+                    entries
+                        .filter_map(|e| e.ok())
+                        .map(|e| e.path())
+                        .filter(|p| is_run_dir(p)),
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => root_errors.push(format!("{}: {e}", root.display())),
+            }
+        }
+        let mut changed = root_errors != self.root_errors;
+        self.root_errors = root_errors;
+        let before = self.runs.len();
+        self.runs.retain(|dir, _| found.contains(dir));
+        changed |= self.runs.len() != before;
+        for dir in found {
+            let run = self
+                .runs
+                .entry(dir.clone())
+                .or_insert_with(|| RunData::new(RunFolder::new(dir)));
+            changed |= run.refresh();
+        }
+        changed
+    }
+
+    /// Refreshes the runs containing `paths` (from the watcher); a path directly under a
+    /// root (a run folder created or deleted) triggers a rescan.
+    pub fn refresh_paths(&mut self, paths: &[PathBuf]) -> bool {
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        let mut rescan = false;
+        for path in paths {
+            match self.run_dir_of(path) {
+                Some(dir) if self.runs.contains_key(&dir) => {
+                    if !dirs.contains(&dir) {
+                        dirs.push(dir);
+                    }
+                }
+                _ => rescan = true,
+            }
+        }
+        if rescan {
+            return self.rescan();
+        }
+        let mut changed = false;
+        for dir in dirs {
+            if !dir.exists() {
+                return self.rescan();
+            }
+            if let Some(run) = self.runs.get_mut(&dir) {
+                changed |= run.refresh();
+            }
+        }
+        changed
+    }
+
+    /// Whether any run is recorded as queued or running (its liveness can change with
+    /// time alone).
+    pub fn has_live_runs(&self) -> bool {
+        self.runs
+            .values()
+            .any(|r| r.status.as_ref().is_some_and(|s| !s.state.is_final()))
+    }
+
+    /// The run folder (a direct child of a root) that contains `path`.
+    fn run_dir_of(&self, path: &Path) -> Option<PathBuf> {
+        self.roots.iter().find_map(|root| {
+            let rel = path.strip_prefix(root).ok()?;
+            let first = rel.components().next()?;
+            Some(root.join(first))
+        })
+    }
+}
+
+/// Run folders hold a run.ron or a status.ron; anything else (`.data`) is not a run.
+fn is_run_dir(path: &Path) -> bool {
+    path.is_dir()
+        && !path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        && (path.join(RUN_FILE).exists() || path.join(STATUS_FILE).exists())
+}

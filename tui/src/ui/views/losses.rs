@@ -1,0 +1,254 @@
+//! Live loss charts: one chart per metric name (`loss`, `auroc`...), each overlaying the
+//! splits (`train/`, `val/`, `test/`) and, with marked runs, every marked run. Smoothed
+//! with TensorBoard's debiased EMA, the raw series faint behind; log-y, x by step, epoch
+//! or wall time; zoomed to the last N points. Series are decimated per pixel column
+//! (min and max kept), so a spike never disappears and a million points draw fast.
+
+use std::collections::BTreeMap;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, LegendPosition};
+
+use super::fmt_value;
+use crate::text::escape_controls;
+use crate::ui::app::{App, XAxis};
+use crate::ui::series::{decimate_min_max, smooth_ema, y_bounds};
+use crate::ui::store::{RunData, Series};
+
+/// Smallest useful chart height in rows.
+const MIN_CHART_ROWS: u16 = 8;
+
+/// One line to draw: a run's tag.
+struct Member<'a> {
+    run_index: usize,
+    run: &'a RunData,
+    tag: &'a str,
+}
+
+/// The chart a tag belongs to: its name after the split prefix.
+fn group_of(tag: &str) -> &str {
+    tag.split_once('/').map_or(tag, |(_, rest)| rest)
+}
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App, runs: &[&RunData]) {
+    let mut groups: BTreeMap<&str, Vec<Member>> = BTreeMap::new();
+    for (run_index, run) in runs.iter().enumerate() {
+        for tag in run.series.keys() {
+            groups.entry(group_of(tag)).or_default().push(Member {
+                run_index,
+                run,
+                tag,
+            });
+        }
+    }
+    if groups.is_empty() {
+        return super::placeholder(frame, area, app, "no scalars yet");
+    }
+    // `loss` first: it is what everyone looks at.
+    let mut names: Vec<&str> = groups.keys().copied().collect();
+    names.sort_by_key(|n| (!n.contains("loss"), *n));
+    let columns: u16 = if area.width >= 140 { 2 } else { 1 };
+    let rows_fit = (area.height / MIN_CHART_ROWS).max(1);
+    let shown = (names.len() as u16).min(rows_fit * columns) as usize;
+    let hidden = names.len() - shown;
+    let grid_rows = (shown as u16).div_ceil(columns);
+    let mut chart_area = area;
+    if hidden > 0 {
+        chart_area.height = chart_area.height.saturating_sub(1);
+        let note = format!(
+            "+{hidden} more chart(s): {} — enlarge the terminal",
+            names[shown..].join(", ")
+        );
+        frame.render_widget(
+            Line::styled(escape_controls(&note), app.theme.dim),
+            Rect::new(area.x, area.bottom() - 1, area.width, 1),
+        );
+    }
+    let row_areas =
+        Layout::vertical(vec![Constraint::Fill(1); grid_rows as usize]).split(chart_area);
+    for (i, name) in names.iter().take(shown).enumerate() {
+        let row = row_areas[i / columns as usize];
+        let cells = Layout::horizontal(vec![Constraint::Fill(1); columns as usize]).split(row);
+        render_chart(
+            frame,
+            cells[i % columns as usize],
+            app,
+            name,
+            &groups[name],
+            runs.len() > 1,
+        );
+    }
+}
+
+/// The x value of each point of a series.
+fn xs(series: &Series, axis: XAxis, run: &RunData) -> Vec<f64> {
+    match axis {
+        XAxis::Step => series.steps.iter().map(|&s| s as f64).collect(),
+        XAxis::Epoch => {
+            // Fractional epochs from the step, so per-step series do not stack up.
+            let per_epoch = run
+                .status
+                .as_ref()
+                .filter(|s| s.epochs > 0 && s.total_steps > 0)
+                .map(|s| s.total_steps as f64 / s.epochs as f64);
+            match per_epoch {
+                Some(p) => series.steps.iter().map(|&s| s as f64 / p).collect(),
+                None => series.epochs.iter().map(|&e| e as f64).collect(),
+            }
+        }
+        XAxis::WallTime => {
+            let start = run
+                .status
+                .as_ref()
+                .and_then(|s| s.started)
+                .or(series.walls.first().copied())
+                .unwrap_or(0.0);
+            series.walls.iter().map(|&w| w - start).collect()
+        }
+    }
+}
+
+fn render_chart(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    name: &str,
+    members: &[Member],
+    compare: bool,
+) {
+    let settings = &app.losses;
+    // Braille gives two dots per cell horizontally.
+    let columns = (area.width.saturating_sub(12) as usize * 2).max(2);
+    let mut lines: Vec<(String, usize, Vec<(f64, f64)>, Vec<(f64, f64)>)> = Vec::new();
+    for (k, m) in members.iter().enumerate() {
+        let series = &m.run.series[m.tag];
+        let x = xs(series, settings.x_axis, m.run);
+        let start = settings
+            .last_n
+            .map_or(0, |n| series.len().saturating_sub(n));
+        let to_points = |ys: &[f64]| -> Vec<(f64, f64)> {
+            x[start..]
+                .iter()
+                .zip(&ys[start..])
+                .filter(|(_, y)| y.is_finite() && (!settings.log_y || **y > 0.0))
+                .map(|(&x, &y)| (x, if settings.log_y { y.log10() } else { y }))
+                .collect()
+        };
+        let raw = to_points(&series.values);
+        let smooth = if settings.smoothing > 0.0 {
+            to_points(&smooth_ema(&series.values, settings.smoothing))
+        } else {
+            Vec::new()
+        };
+        let label = if compare {
+            format!("{}:{}", m.run.id(), m.tag)
+        } else {
+            m.tag.to_string()
+        };
+        let colour = if compare { m.run_index * 3 + k % 3 } else { k };
+        lines.push((
+            label,
+            colour,
+            decimate_min_max(&raw, columns),
+            decimate_min_max(&smooth, columns),
+        ));
+    }
+    let all: Vec<(f64, f64)> = lines
+        .iter()
+        .flat_map(|l| l.2.iter().chain(&l.3).copied())
+        .collect();
+    // A title line only: the view already sits in a frame, and borders cost chart space.
+    let block = Block::default()
+        .borders(Borders::NONE)
+        .title(Line::from(vec![
+            Span::styled(format!(" {} ", escape_controls(name)), app.theme.title),
+            Span::styled(
+                format!(
+                    "smooth {:.2}{}{} ",
+                    settings.smoothing,
+                    if settings.log_y { " · log y" } else { "" },
+                    settings
+                        .last_n
+                        .map(|n| format!(" · last {n}"))
+                        .unwrap_or_default()
+                ),
+                app.theme.dim,
+            ),
+        ]));
+    let (Some((x0, x1)), Some((y0, y1))) = (x_bounds(&all), y_bounds(&all, false)) else {
+        frame.render_widget(block, area);
+        return;
+    };
+    let mut datasets = Vec::new();
+    for (label, colour, raw, smooth) in &lines {
+        let style = app.theme.series(*colour);
+        if smooth.is_empty() {
+            datasets.push(
+                Dataset::default()
+                    .name(escape_controls(label))
+                    .marker(Marker::Braille)
+                    .graph_type(GraphType::Line)
+                    .style(style)
+                    .data(raw),
+            );
+        } else {
+            datasets.push(
+                Dataset::default()
+                    .marker(Marker::Braille)
+                    .graph_type(GraphType::Line)
+                    .style(app.theme.dim)
+                    .data(raw),
+            );
+            datasets.push(
+                Dataset::default()
+                    .name(escape_controls(label))
+                    .marker(Marker::Braille)
+                    .graph_type(GraphType::Line)
+                    .style(style)
+                    .data(smooth),
+            );
+        }
+    }
+    let y_label = |v: f64| {
+        if settings.log_y {
+            fmt_value(10f64.powf(v))
+        } else {
+            fmt_value(v)
+        }
+    };
+    let x_label = |v: f64| match settings.x_axis {
+        XAxis::Epoch => format!("{v:.1}"),
+        _ => format!("{v:.0}"),
+    };
+    let chart = Chart::new(datasets)
+        .block(block)
+        .x_axis(
+            Axis::default()
+                .bounds([x0, x1])
+                .style(app.theme.dim)
+                .title(settings.x_axis.label())
+                .labels([x_label(x0), x_label(x1)]),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds([y0, y1])
+                .style(app.theme.dim)
+                .labels([y_label(y0), y_label((y0 + y1) / 2.0), y_label(y1)]),
+        )
+        .legend_position(Some(LegendPosition::TopRight))
+        .hidden_legend_constraints((Constraint::Percentage(60), Constraint::Percentage(60)));
+    frame.render_widget(chart, area);
+}
+
+fn x_bounds(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let lo = points.iter().map(|p| p.0).min_by(f64::total_cmp)?;
+    let hi = points.iter().map(|p| p.0).max_by(f64::total_cmp)?;
+    Some(if hi > lo {
+        (lo, hi)
+    } else {
+        (lo - 0.5, hi + 0.5)
+    })
+}
