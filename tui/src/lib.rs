@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod data;
+pub mod fixtures;
 pub mod metrics;
 pub mod plugins;
 pub mod runfs;

@@ -12,6 +12,9 @@ pub mod theme;
 pub mod views;
 pub mod widgets;
 
+#[cfg(test)]
+mod tests;
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::mpsc;

@@ -123,7 +123,11 @@ fn row<'a>(app: &App, run: &'a RunData) -> Row<'a> {
         .and_then(|s| s.best.as_ref())
         .map(|b| format!("{} {}", short_tag(&b.tag), fmt_value(b.value)))
         .unwrap_or_else(|| "-".into());
-    let age = fmt_age(app.now, run.created());
+    let age = if run.created() > 0.0 {
+        fmt_age(app.now, run.created())
+    } else {
+        "-".into()
+    };
     Row::new(vec![
         Cell::from(Span::styled(glyph, style)),
         Cell::from(name),

@@ -1,0 +1,228 @@
+//! Snapshot tests of every view on fixture run folders (ratatui TestBackend + insta), at
+//! 80x24 and at a wide size, plus key handling that a user would notice.
+
+use std::path::PathBuf;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use super::app::{App, View};
+use super::draw::draw;
+use super::store::RunStore;
+use super::theme::Theme;
+use crate::fixtures::{self, FixtureRun, HOST, NOW};
+use crate::runfs::status::State;
+
+/// A fixture root at a fixed relative path, so paths in snapshots are stable.
+fn root(name: &str) -> PathBuf {
+    let root = PathBuf::from("../target/ui-fixtures").join(name);
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    fixtures::write_standard_root(&root).unwrap();
+    root
+}
+
+fn store(root: &PathBuf) -> RunStore {
+    let mut store = RunStore::new(vec![root.clone()]);
+    store.rescan();
+    store
+}
+
+fn app() -> App {
+    App::new(Theme::new(true), NOW, "this-host".into())
+}
+
+fn render(app: &mut App, store: &RunStore, w: u16, h: u16) -> String {
+    app.prepare(store);
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal.draw(|f| draw(f, app, store)).unwrap();
+    terminal.backend().to_string()
+}
+
+fn key(app: &mut App, store: &RunStore, code: KeyCode) {
+    app.on_key(KeyEvent::new(code, KeyModifiers::NONE), store);
+}
+
+fn select(app: &mut App, root: &PathBuf, id: &str) {
+    app.selected = Some(root.join(id));
+}
+
+#[test]
+fn every_view_at_80x24() {
+    let root = root("views-80");
+    let store = store(&root);
+    let mut app = app();
+    select(&mut app, &root, "ae-finished");
+    for view in View::ALL {
+        app.view = view;
+        let screen = render(&mut app, &store, 80, 24);
+        insta::assert_snapshot!(
+            format!("view_80x24_{}", view.title().to_lowercase()),
+            screen
+        );
+    }
+}
+
+#[test]
+fn every_view_wide() {
+    let root = root("views-wide");
+    let store = store(&root);
+    let mut app = app();
+    select(&mut app, &root, "ae-running");
+    for view in View::ALL {
+        app.view = view;
+        let screen = render(&mut app, &store, 160, 48);
+        insta::assert_snapshot!(
+            format!("view_160x48_{}", view.title().to_lowercase()),
+            screen
+        );
+    }
+}
+
+#[test]
+fn marked_runs_are_compared() {
+    let root = root("compare");
+    let store = store(&root);
+    let mut app = app();
+    app.sort = super::app::SortKey::Name;
+    select(&mut app, &root, "ae-finished");
+    key(&mut app, &store, KeyCode::Char(' '));
+    select(&mut app, &root, "ae-running");
+    key(&mut app, &store, KeyCode::Char(' '));
+    assert_eq!(app.marked.len(), 2);
+    app.view = View::Metrics;
+    let metrics = render(&mut app, &store, 120, 30);
+    assert!(metrics.contains("2 runs compared"), "{metrics}");
+    insta::assert_snapshot!("compare_metrics", metrics);
+    app.view = View::Losses;
+    insta::assert_snapshot!("compare_losses", render(&mut app, &store, 120, 30));
+}
+
+#[test]
+fn run_states_badges_and_escapes_are_shown() {
+    let root = root("states");
+    let mut stalled = FixtureRun::new("ae-stalled", State::Running, 2);
+    stalled.heartbeat_age = 60.0;
+    fixtures::write_run(&root, &stalled).unwrap();
+    let store = store(&root);
+    let mut app = app();
+    app.sort = super::app::SortKey::Name;
+    let screen = render(&mut app, &store, 100, 30);
+    // An ANSI escape in a run name is shown escaped, never sent raw.
+    assert!(screen.contains("evil\\u{1b}[31mred"), "{screen}");
+    assert!(!screen.contains('\u{1b}'));
+    // Garbage status.ron: an error badge, and the dashboard goes on.
+    assert!(screen.contains("broken ⚠"), "{screen}");
+    // Heartbeat a minute old: stalled.
+    assert!(screen.contains("⏸  ae-stalled"), "{screen}");
+    assert!(screen.contains("✘  ae-failed"), "{screen}");
+    insta::assert_snapshot!("states_list", screen);
+}
+
+#[test]
+fn filter_narrows_the_list_and_esc_clears_it() {
+    let root = root("filter");
+    let store = store(&root);
+    let mut app = app();
+    key(&mut app, &store, KeyCode::Char('/'));
+    for c in "fail".chars() {
+        key(&mut app, &store, KeyCode::Char(c));
+    }
+    key(&mut app, &store, KeyCode::Enter);
+    let ids: Vec<String> = app.visible(&store).iter().map(|r| r.id()).collect();
+    assert_eq!(ids, vec!["ae-failed"]);
+    // Regex too.
+    key(&mut app, &store, KeyCode::Char('/'));
+    for _ in 0..4 {
+        key(&mut app, &store, KeyCode::Backspace);
+    }
+    for c in "^ae-(run|fin)".chars() {
+        key(&mut app, &store, KeyCode::Char(c));
+    }
+    key(&mut app, &store, KeyCode::Enter);
+    let mut ids: Vec<String> = app.visible(&store).iter().map(|r| r.id()).collect();
+    ids.sort();
+    assert_eq!(ids, vec!["ae-finished", "ae-running"]);
+    key(&mut app, &store, KeyCode::Esc);
+    assert_eq!(app.visible(&store).len(), store.runs.len());
+}
+
+#[test]
+fn losses_settings_change_with_keys() {
+    let root = root("loss-keys");
+    let store = store(&root);
+    let mut app = app();
+    select(&mut app, &root, "ae-finished");
+    app.view = View::Losses;
+    for _ in 0..10 {
+        key(&mut app, &store, KeyCode::Char('+'));
+    }
+    assert_eq!(app.losses.smoothing, 0.99);
+    key(&mut app, &store, KeyCode::Char('L'));
+    key(&mut app, &store, KeyCode::Char('x'));
+    key(&mut app, &store, KeyCode::Char('z'));
+    assert!(app.losses.log_y);
+    assert_eq!(app.losses.last_n, Some(1000));
+    let screen = render(&mut app, &store, 100, 30);
+    assert!(
+        screen.contains("smooth 0.99 · log y · last 1000"),
+        "{screen}"
+    );
+    assert!(screen.contains("epoch"), "x axis label: {screen}");
+}
+
+#[test]
+fn scores_step_back_through_evaluations() {
+    let root = root("scores-keys");
+    let store = store(&root);
+    let mut app = app();
+    select(&mut app, &root, "ae-finished");
+    app.view = View::Scores;
+    let latest = render(&mut app, &store, 100, 30);
+    assert!(latest.contains("epoch 6 (latest)"), "{latest}");
+    key(&mut app, &store, KeyCode::Char('['));
+    key(&mut app, &store, KeyCode::Char('['));
+    let earlier = render(&mut app, &store, 100, 30);
+    assert!(earlier.contains("epoch 4 "), "{earlier}");
+    key(&mut app, &store, KeyCode::Char('t'));
+    key(&mut app, &store, KeyCode::Char('v'));
+    let youden = render(&mut app, &store, 100, 30);
+    assert!(youden.contains("(Youden)"), "{youden}");
+}
+
+#[test]
+fn too_small_terminal_says_so() {
+    let root = root("small");
+    let store = store(&root);
+    let screen = render(&mut app(), &store, 50, 12);
+    assert!(screen.contains("terminal too small: 50x12"), "{screen}");
+}
+
+#[test]
+fn no_color_still_distinguishes_classes_by_glyph() {
+    let root = root("no-color");
+    let store = store(&root);
+    let mut app = App::new(Theme::new(false), NOW, HOST.into());
+    select(&mut app, &root, "ae-finished");
+    app.view = View::Scores;
+    let screen = render(&mut app, &store, 80, 24);
+    assert!(screen.contains('░') && screen.contains('▓'), "{screen}");
+}
+
+#[test]
+fn help_lists_every_key() {
+    let root = root("help");
+    let store = store(&root);
+    let mut app = app();
+    key(&mut app, &store, KeyCode::Char('?'));
+    let screen = render(&mut app, &store, 100, 30);
+    for (keys, _) in super::views::help::KEYS
+        .iter()
+        .filter(|(k, _)| !k.is_empty())
+    {
+        assert!(screen.contains(keys), "help misses {keys}: {screen}");
+    }
+    key(&mut app, &store, KeyCode::Char('x'));
+    assert!(!app.help, "any key closes help");
+}
