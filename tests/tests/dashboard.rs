@@ -1,0 +1,207 @@
+//! The real dashboard in tmux, driven as a person would: open a fixture root, navigate,
+//! filter, watch a scalar line appear, resize, open help, quit with a restored terminal.
+//! Needs tmux (`.ci/run` installs it).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use gantry::fixtures;
+use gantry_e2e::gantry_bin;
+
+/// A tmux session that is killed when dropped.
+struct Tmux {
+    name: String,
+}
+
+impl Tmux {
+    fn start(command: &str, width: u16, height: u16) -> Tmux {
+        let name = format!("gantry-e2e-{}", std::process::id());
+        let status = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+            ])
+            .arg(command)
+            .status()
+            .expect("tmux must be installed to run the dashboard test (.ci/run installs it)");
+        assert!(status.success(), "tmux new-session failed");
+        Tmux { name }
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let status = Command::new("tmux")
+            .args(["send-keys", "-t", &self.name])
+            .args(keys)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Records everything the program writes to the terminal into `path`.
+    fn record(&self, path: &Path) {
+        let status = Command::new("tmux")
+            .args(["pipe-pane", "-o", "-t", &self.name])
+            .arg(format!("cat > {}", path.display()))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn resize(&self, width: u16, height: u16) {
+        let status = Command::new("tmux")
+            .args([
+                "resize-window",
+                "-t",
+                &self.name,
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits until the screen satisfies `pred`; returns the screen and the wait.
+    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> (String, Duration) {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if pred(&screen) {
+                return (screen, start.elapsed());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "timed out waiting for {what}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .status();
+    }
+}
+
+fn append(path: &Path, line: &str) {
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(line.as_bytes()).unwrap();
+}
+
+#[test]
+fn dashboard_in_tmux() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("runs");
+    std::fs::create_dir(&root).unwrap();
+    fixtures::write_standard_root(&root).unwrap();
+    let command = format!(
+        "{} watch --runs {}; echo EXIT=$?; sleep 30",
+        gantry_bin().display(),
+        root.display()
+    );
+    let tmux = Tmux::start(&command, 80, 24);
+    let output = dir.path().join("terminal.out");
+    tmux.record(&output);
+    let (screen, _) = tmux.wait_for("the runs list", |s| s.contains("ae-running"));
+    assert!(screen.contains("runs 5/5"), "{screen}");
+    assert!(
+        screen.contains("evil\\u{1b}[31mred"),
+        "escaped run name: {screen}"
+    );
+
+    // Metrics of the selected (newest) run, then a new evaluation appended live.
+    tmux.keys(&["3"]);
+    tmux.wait_for("the metrics view", |s| {
+        s.contains("test/auroc") && s.contains("epoch")
+    });
+    append(
+        &root.join("ae-running/scalars.csv"),
+        "1800000000.000,40,4,val/loss,0.4242\n",
+    );
+    let (_, latency) = tmux.wait_for("the appended scalar", |s| s.contains("0.4242"));
+    eprintln!("appended scalar on screen after {latency:?}");
+    // A half-written line stays off screen until its newline arrives.
+    append(
+        &root.join("ae-running/scalars.csv"),
+        "1800000001.000,41,4,val/loss,0.777",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!tmux.screen().contains("0.777"), "partial line shown");
+    append(&root.join("ae-running/scalars.csv"), "7\n");
+    tmux.wait_for("the completed line", |s| s.contains("0.7777"));
+
+    // Filter by substring.
+    tmux.keys(&["/", "f", "a", "i", "l", "Enter"]);
+    let (screen, _) = tmux.wait_for("the filtered list", |s| s.contains("runs 1/5"));
+    assert!(
+        screen.contains("ae-failed") && !screen.contains("ae-finished"),
+        "{screen}"
+    );
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the cleared filter", |s| s.contains("runs 5/5"));
+
+    // A new run folder appears without a restart; a deleted one vanishes.
+    let mut extra = fixtures::FixtureRun::new("ae-new", gantry::runfs::status::State::Running, 1);
+    extra.age = 10.0;
+    fixtures::write_run(&root, &extra).unwrap();
+    tmux.wait_for("the new run", |s| {
+        s.contains("ae-new") && s.contains("runs 6/6")
+    });
+    std::fs::remove_dir_all(root.join("ae-new")).unwrap();
+    tmux.wait_for("the deleted run to vanish", |s| {
+        !s.contains("ae-new") && s.contains("runs 5/5")
+    });
+
+    // Resize below the minimum and back.
+    tmux.resize(50, 14);
+    tmux.wait_for("the too-small message", |s| {
+        s.contains("terminal too small")
+    });
+    tmux.resize(120, 40);
+    tmux.wait_for("the full layout", |s| {
+        s.contains("1 Overview") && s.contains("ae-running")
+    });
+
+    // Help opens and any key closes it.
+    tmux.keys(&["?"]);
+    tmux.wait_for("help", |s| s.contains(" keys ") && s.contains("threshold"));
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("help closed", |s| !s.contains(" keys "));
+
+    // Quit: exit 0, and the last bytes written restore the terminal: leave the alternate
+    // screen and show the cursor. (The bytes are checked rather than the pane: tmux 3.3
+    // keeps alternate-screen content in the pane after a resize, for any program.)
+    tmux.keys(&["q"]);
+    let (screen, _) = tmux.wait_for("exit", |s| s.contains("EXIT="));
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    std::thread::sleep(Duration::from_millis(100));
+    let bytes = std::fs::read(&output).unwrap();
+    let tail = String::from_utf8_lossy(&bytes[bytes.len().saturating_sub(64)..]).into_owned();
+    let leave = tail.rfind("\u{1b}[?1049l").expect("alternate screen left");
+    let cursor = tail.rfind("\u{1b}[?25h").expect("cursor shown");
+    assert!(
+        leave < cursor && cursor < tail.rfind("EXIT=0").unwrap(),
+        "{tail:?}"
+    );
+}
