@@ -130,6 +130,14 @@ fn dashboard_in_tmux() {
         "escaped run name: {screen}"
     );
 
+    // Idle means idle: nothing changes on disk, so nothing is written to the terminal
+    // (a liveness tick may redraw, but an unchanged frame produces no bytes).
+    std::thread::sleep(Duration::from_millis(500));
+    let before = std::fs::metadata(&output).unwrap().len();
+    std::thread::sleep(Duration::from_millis(4500));
+    let idle_bytes = std::fs::metadata(&output).unwrap().len() - before;
+    assert_eq!(idle_bytes, 0, "bytes written while idle");
+
     // Metrics of the selected (newest) run, then a new evaluation appended live.
     tmux.keys(&["3"]);
     tmux.wait_for("the metrics view", |s| {

@@ -145,6 +145,7 @@ pub fn run() -> Result<ExitCode> {
             ui::run(WatchOptions {
                 roots: vec![PathBuf::from("runs")],
                 poll: None,
+                select: None,
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -156,6 +157,7 @@ pub fn run() -> Result<ExitCode> {
                     runs
                 },
                 poll: poll.map(Duration::from_secs_f64),
+                select: None,
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -256,7 +258,7 @@ pub fn run() -> Result<ExitCode> {
 }
 
 /// SIGTERM and SIGINT ask the runner to stop after the current step.
-fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+pub(crate) fn stop_on_signals() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, Arc::clone(&stop))

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use regex::Regex;
 
+use super::chart_cache::ChartCache;
 use super::store::{RunData, RunStore};
 use super::theme::Theme;
 use crate::metrics::threshold::ThresholdRule;
@@ -180,6 +181,8 @@ pub struct App {
     pub score_cache: HashMap<(PathBuf, u32), Result<Vec<ScoreRow>, String>>,
     /// Decoded sample images, by path.
     pub image_cache: HashMap<PathBuf, Result<image::RgbImage, String>>,
+    /// Smoothed, pre-decimated loss series.
+    pub charts: ChartCache,
 }
 
 impl App {
@@ -214,6 +217,7 @@ impl App {
             overview_scroll: 0,
             score_cache: HashMap::new(),
             image_cache: HashMap::new(),
+            charts: ChartCache::default(),
         }
     }
 
@@ -293,6 +297,10 @@ impl App {
 
     /// Loads what the next draw needs from disk into the caches (drawing never does I/O).
     pub fn prepare(&mut self, store: &RunStore) {
+        if self.view == View::Losses {
+            let compared = self.compared(store);
+            self.charts.update(&compared, &self.losses);
+        }
         let Some(run) = self.current(store) else {
             return;
         };

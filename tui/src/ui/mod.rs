@@ -4,6 +4,7 @@
 //! something, so an idle dashboard writes nothing to the terminal.
 
 pub mod app;
+pub mod chart_cache;
 pub mod draw;
 pub mod event;
 pub mod series;
@@ -37,6 +38,8 @@ pub struct WatchOptions {
     pub roots: Vec<PathBuf>,
     /// Poll the filesystem at this interval instead of inotify (NFS, sshfs).
     pub poll: Option<Duration>,
+    /// Run folder (under the first root) to select at start.
+    pub select: Option<String>,
 }
 
 /// Runs the dashboard until the user quits. The terminal is restored on every exit path,
@@ -56,6 +59,7 @@ pub fn run(opts: WatchOptions) -> Result<()> {
     event::spawn_input(tx);
     let mut terminal = ratatui::try_init().context("setting up the terminal")?;
     let mut app = App::new(Theme::from_env(), time::now(), hostname());
+    app.selected = opts.select.as_ref().map(|id| opts.roots[0].join(id));
     let result = event_loop(&mut terminal, &mut app, &store, &rx);
     ratatui::restore();
     result

@@ -11,23 +11,41 @@
 /// NaN) returns the input; a weight of 1 or more is clamped just below 1, where the
 /// average would otherwise never move.
 pub fn smooth_ema(values: &[f64], weight: f64) -> Vec<f64> {
-    if weight.is_nan() || weight <= 0.0 {
-        return values.to_vec();
+    let mut ema = Ema::new(weight);
+    values.iter().map(|&y| ema.push(y)).collect()
+}
+
+/// The state of [`smooth_ema`], so a growing series is smoothed incrementally: pushing
+/// the new values continues exactly where the last call stopped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ema {
+    /// Clamped weight; `None` means smoothing is off (values pass through).
+    weight: Option<f64>,
+    last: f64,
+    count: i32,
+}
+
+impl Ema {
+    pub fn new(weight: f64) -> Ema {
+        Ema {
+            weight: (!weight.is_nan() && weight > 0.0).then(|| weight.min(0.999)),
+            last: 0.0,
+            count: 0,
+        }
     }
-    let w = weight.min(0.999);
-    let mut last = 0.0;
-    let mut count = 0;
-    values
-        .iter()
-        .map(|&y| {
-            if !y.is_finite() {
-                return y;
-            }
-            last = last * w + (1.0 - w) * y;
-            count += 1;
-            last / (1.0 - w.powi(count))
-        })
-        .collect()
+
+    /// Smooths the next value. Non-finite values pass through without updating.
+    pub fn push(&mut self, y: f64) -> f64 {
+        let Some(w) = self.weight else {
+            return y;
+        };
+        if !y.is_finite() {
+            return y;
+        }
+        self.last = self.last * w + (1.0 - w) * y;
+        self.count = self.count.saturating_add(1);
+        self.last / (1.0 - w.powi(self.count))
+    }
 }
 
 /// Decimates points (sorted by x ascending) for a chart `columns` cells wide, keeping the

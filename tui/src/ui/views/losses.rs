@@ -15,8 +15,8 @@ use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, LegendPo
 use super::fmt_value;
 use crate::text::escape_controls;
 use crate::ui::app::{App, XAxis};
-use crate::ui::series::{decimate_min_max, smooth_ema, y_bounds};
-use crate::ui::store::{RunData, Series};
+use crate::ui::series::{decimate_min_max, y_bounds};
+use crate::ui::store::RunData;
 
 /// Smallest useful chart height in rows.
 const MIN_CHART_ROWS: u16 = 8;
@@ -83,34 +83,6 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, runs: &[&RunData]) {
     }
 }
 
-/// The x value of each point of a series.
-fn xs(series: &Series, axis: XAxis, run: &RunData) -> Vec<f64> {
-    match axis {
-        XAxis::Step => series.steps.iter().map(|&s| s as f64).collect(),
-        XAxis::Epoch => {
-            // Fractional epochs from the step, so per-step series do not stack up.
-            let per_epoch = run
-                .status
-                .as_ref()
-                .filter(|s| s.epochs > 0 && s.total_steps > 0)
-                .map(|s| s.total_steps as f64 / s.epochs as f64);
-            match per_epoch {
-                Some(p) => series.steps.iter().map(|&s| s as f64 / p).collect(),
-                None => series.epochs.iter().map(|&e| e as f64).collect(),
-            }
-        }
-        XAxis::WallTime => {
-            let start = run
-                .status
-                .as_ref()
-                .and_then(|s| s.started)
-                .or(series.walls.first().copied())
-                .unwrap_or(0.0);
-            series.walls.iter().map(|&w| w - start).collect()
-        }
-    }
-}
-
 fn render_chart(
     frame: &mut Frame,
     area: Rect,
@@ -124,24 +96,8 @@ fn render_chart(
     let columns = (area.width.saturating_sub(12) as usize * 2).max(2);
     let mut lines: Vec<(String, usize, Vec<(f64, f64)>, Vec<(f64, f64)>)> = Vec::new();
     for (k, m) in members.iter().enumerate() {
-        let series = &m.run.series[m.tag];
-        let x = xs(series, settings.x_axis, m.run);
-        let start = settings
-            .last_n
-            .map_or(0, |n| series.len().saturating_sub(n));
-        let to_points = |ys: &[f64]| -> Vec<(f64, f64)> {
-            x[start..]
-                .iter()
-                .zip(&ys[start..])
-                .filter(|(_, y)| y.is_finite() && (!settings.log_y || **y > 0.0))
-                .map(|(&x, &y)| (x, if settings.log_y { y.log10() } else { y }))
-                .collect()
-        };
-        let raw = to_points(&series.values);
-        let smooth = if settings.smoothing > 0.0 {
-            to_points(&smooth_ema(&series.values, settings.smoothing))
-        } else {
-            Vec::new()
+        let Some(points) = app.charts.get(&m.run.folder.dir, m.tag) else {
+            continue;
         };
         let label = if compare {
             format!("{}:{}", m.run.id(), m.tag)
@@ -152,8 +108,8 @@ fn render_chart(
         lines.push((
             label,
             colour,
-            decimate_min_max(&raw, columns),
-            decimate_min_max(&smooth, columns),
+            decimate_min_max(&points.raw, columns),
+            decimate_min_max(&points.smooth, columns),
         ));
     }
     let all: Vec<(f64, f64)> = lines
