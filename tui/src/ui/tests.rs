@@ -1,7 +1,7 @@
 //! Snapshot tests of every view on fixture run folders (ratatui TestBackend + insta), at
 //! 80x24 and at a wide size, plus key handling that a user would notice.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
@@ -23,8 +23,8 @@ fn root(name: &str) -> PathBuf {
     root
 }
 
-fn store(root: &PathBuf) -> RunStore {
-    let mut store = RunStore::new(vec![root.clone()]);
+fn store(root: &Path) -> RunStore {
+    let mut store = RunStore::new(vec![root.to_path_buf()]);
     store.rescan();
     store
 }
@@ -44,7 +44,7 @@ fn key(app: &mut App, store: &RunStore, code: KeyCode) {
     app.on_key(KeyEvent::new(code, KeyModifiers::NONE), store);
 }
 
-fn select(app: &mut App, root: &PathBuf, id: &str) {
+fn select(app: &mut App, root: &Path, id: &str) {
     app.selected = Some(root.join(id));
 }
 

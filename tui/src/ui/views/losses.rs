@@ -28,6 +28,14 @@ struct Member<'a> {
     tag: &'a str,
 }
 
+/// One series as drawn: decimated to the chart's width.
+struct ChartLine {
+    label: String,
+    colour: usize,
+    raw: Vec<(f64, f64)>,
+    smooth: Vec<(f64, f64)>,
+}
+
 /// The chart a tag belongs to: its name after the split prefix.
 fn group_of(tag: &str) -> &str {
     tag.split_once('/').map_or(tag, |(_, rest)| rest)
@@ -94,7 +102,7 @@ fn render_chart(
     let settings = &app.losses;
     // Braille gives two dots per cell horizontally.
     let columns = (area.width.saturating_sub(12) as usize * 2).max(2);
-    let mut lines: Vec<(String, usize, Vec<(f64, f64)>, Vec<(f64, f64)>)> = Vec::new();
+    let mut lines: Vec<ChartLine> = Vec::new();
     for (k, m) in members.iter().enumerate() {
         let Some(points) = app.charts.get(&m.run.folder.dir, m.tag) else {
             continue;
@@ -105,16 +113,16 @@ fn render_chart(
             m.tag.to_string()
         };
         let colour = if compare { m.run_index * 3 + k % 3 } else { k };
-        lines.push((
+        lines.push(ChartLine {
             label,
             colour,
-            decimate_min_max(&points.raw, columns),
-            decimate_min_max(&points.smooth, columns),
-        ));
+            raw: decimate_min_max(&points.raw, columns),
+            smooth: decimate_min_max(&points.smooth, columns),
+        });
     }
     let all: Vec<(f64, f64)> = lines
         .iter()
-        .flat_map(|l| l.2.iter().chain(&l.3).copied())
+        .flat_map(|l| l.raw.iter().chain(&l.smooth).copied())
         .collect();
     // A title line only: the view already sits in a frame, and borders cost chart space.
     let block = Block::default()
@@ -139,7 +147,13 @@ fn render_chart(
         return;
     };
     let mut datasets = Vec::new();
-    for (label, colour, raw, smooth) in &lines {
+    for ChartLine {
+        label,
+        colour,
+        raw,
+        smooth,
+    } in &lines
+    {
         let style = app.theme.series(*colour);
         if smooth.is_empty() {
             datasets.push(

@@ -141,13 +141,16 @@ fn progress(s: &Status) -> String {
         ));
     }
     let warm = s.step >= (s.total_steps / 20).max(10);
-    if !s.state.is_final() && warm && s.images_per_sec > 0.0 && s.step > 0 {
-        if let (Some(start), true) = (s.started, s.total_steps > s.step) {
-            let elapsed = (s.heartbeat - start).max(0.0);
-            let per_step = elapsed / s.step as f64;
-            let eta = per_step * (s.total_steps - s.step) as f64;
-            text.push_str(&format!(" · ETA {}", fmt_duration(eta)));
-        }
+    if !s.state.is_final()
+        && warm
+        && s.images_per_sec > 0.0
+        && s.step > 0
+        && let (Some(start), true) = (s.started, s.total_steps > s.step)
+    {
+        let elapsed = (s.heartbeat - start).max(0.0);
+        let per_step = elapsed / s.step as f64;
+        let eta = per_step * (s.total_steps - s.step) as f64;
+        text.push_str(&format!(" · ETA {}", fmt_duration(eta)));
     }
     text
 }
