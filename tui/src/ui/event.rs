@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use notify::{PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::store::RunStore;
 
@@ -33,7 +33,7 @@ pub enum Event {
 
 /// Keeps the file watcher alive; dropping it stops watching.
 pub struct WatchGuard {
-    _watcher: Box<dyn Watcher + Send>,
+    _watcher: Option<Box<dyn Watcher + Send>>,
 }
 
 /// Reads terminal input on its own thread.
@@ -55,33 +55,33 @@ pub fn spawn_input(tx: Sender<Event>) {
         .expect("spawn input thread");
 }
 
-/// Watches the roots (inotify, or polling every `poll` for NFS and sshfs), refreshes the
-/// store off the UI thread, and sends `StoreChanged` when something visible changed.
+/// Watches the roots, refreshes the store off the UI thread, and sends `StoreChanged` when
+/// something visible changed. With inotify (the default) only the run folders named by
+/// file events are re-read. With `poll` (NFS, sshfs: no inotify) every run is re-read at
+/// that interval; that is cheap because files are tailed from their last offsets. (notify's
+/// own PollWatcher compares whole-second mtimes and misses a line appended within the
+/// second of the previous change, so it is not used.)
 pub fn spawn_watcher(
     roots: &[PathBuf],
     poll: Option<Duration>,
     store: Arc<RwLock<RunStore>>,
     tx: Sender<Event>,
 ) -> Result<WatchGuard> {
+    if let Some(interval) = poll {
+        std::thread::Builder::new()
+            .name("store-poll".into())
+            .spawn(move || poll_loop(interval, &store, &tx))
+            .expect("spawn store thread");
+        return Ok(WatchGuard { _watcher: None });
+    }
     let (paths_tx, paths_rx) = mpsc::channel::<Vec<PathBuf>>();
     let handler = move |res: notify::Result<notify::Event>| {
         if let Ok(ev) = res {
             let _ = paths_tx.send(ev.paths);
         }
     };
-    let mut watcher: Box<dyn Watcher + Send> = match poll {
-        Some(interval) => Box::new(
-            PollWatcher::new(
-                handler,
-                notify::Config::default().with_poll_interval(interval),
-            )
-            .context("starting the polling watcher")?,
-        ),
-        None => Box::new(
-            RecommendedWatcher::new(handler, notify::Config::default())
-                .context("starting the file watcher")?,
-        ),
-    };
+    let mut watcher = RecommendedWatcher::new(handler, notify::Config::default())
+        .context("starting the file watcher")?;
     for root in roots {
         watcher
             .watch(root, RecursiveMode::Recursive)
@@ -94,8 +94,7 @@ pub fn spawn_watcher(
                 let mut paths = match paths_rx.recv_timeout(LIVENESS_TICK) {
                     Ok(p) => p,
                     Err(RecvTimeoutError::Timeout) => {
-                        let live = store.read().map(|s| s.has_live_runs()).unwrap_or(false);
-                        if live && tx.send(Event::Tick).is_err() {
+                        if !tick_if_live(&store, &tx) {
                             return;
                         }
                         continue;
@@ -120,5 +119,81 @@ pub fn spawn_watcher(
             }
         })
         .expect("spawn store thread");
-    Ok(WatchGuard { _watcher: watcher })
+    Ok(WatchGuard {
+        _watcher: Some(Box::new(watcher)),
+    })
+}
+
+/// Re-reads every run each `interval`; returns when the UI is gone.
+fn poll_loop(interval: Duration, store: &RwLock<RunStore>, tx: &Sender<Event>) {
+    loop {
+        std::thread::sleep(interval);
+        let changed = match store.write() {
+            Ok(mut s) => s.rescan(),
+            Err(_) => return,
+        };
+        let sent = if changed {
+            tx.send(Event::StoreChanged).is_ok()
+        } else {
+            tick_if_live(store, tx)
+        };
+        if !sent {
+            return;
+        }
+    }
+}
+
+/// Sends a tick when some run is live (its liveness can change with time alone); false
+/// when the UI is gone.
+fn tick_if_live(store: &RwLock<RunStore>, tx: &Sender<Event>) -> bool {
+    let live = store.read().map(|s| s.has_live_runs()).unwrap_or(false);
+    !live || tx.send(Event::Tick).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::fixtures;
+
+    /// `--poll` for filesystems without inotify: an appended line still arrives.
+    #[test]
+    fn polling_watcher_reports_appended_scalars() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        fixtures::write_standard_root(&root).unwrap();
+        let store = Arc::new(RwLock::new(RunStore::new(vec![root.clone()])));
+        store.write().unwrap().rescan();
+        let (tx, rx) = mpsc::channel();
+        let _guard = spawn_watcher(
+            &[root.clone()],
+            Some(Duration::from_millis(100)),
+            Arc::clone(&store),
+            tx,
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(250));
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(root.join("ae-finished/scalars.csv"))
+            .unwrap();
+        f.write_all(b"1800000000.000,99,7,val/loss,0.125\n")
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Event::StoreChanged) => {
+                    let s = store.read().unwrap();
+                    let run = &s.runs[&root.join("ae-finished")];
+                    if run.series["val/loss"].last() == Some(0.125) {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => panic!("no change reported within 5 s"),
+            }
+        }
+    }
 }

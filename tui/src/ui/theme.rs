@@ -9,6 +9,9 @@ use crate::runfs::status::{Liveness, State};
 #[derive(Debug, Clone)]
 pub struct Theme {
     pub color: bool,
+    /// The terminal says it shows 24-bit colour (`COLORTERM=truecolor|24bit`); images use
+    /// it, and fall back to ASCII shades on 16-colour terminals.
+    pub truecolor: bool,
     pub text: Style,
     pub dim: Style,
     pub title: Style,
@@ -36,7 +39,12 @@ const PALETTE: [Color; 6] = [
 impl Theme {
     /// `NO_COLOR` (any value) turns colour off, as no-color.org asks.
     pub fn from_env() -> Theme {
-        Theme::new(std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()))
+        let mut theme = Theme::new(std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()));
+        let colorterm = std::env::var("COLORTERM")
+            .unwrap_or_default()
+            .to_lowercase();
+        theme.truecolor &= colorterm == "truecolor" || colorterm == "24bit";
+        theme
     }
 
     pub fn new(color: bool) -> Theme {
@@ -44,6 +52,7 @@ impl Theme {
         let plain = Style::default();
         Theme {
             color,
+            truecolor: color,
             text: plain,
             dim: if color {
                 plain.fg(Color::DarkGray)
