@@ -167,7 +167,7 @@ mod tests {
         store.write().unwrap().rescan();
         let (tx, rx) = mpsc::channel();
         let _guard = spawn_watcher(
-            &[root.clone()],
+            std::slice::from_ref(&root),
             Some(Duration::from_millis(100)),
             Arc::clone(&store),
             tx,
