@@ -1,6 +1,7 @@
 //! The command line: argument parsing and one function per subcommand. Each command
 //! returns `anyhow::Result` with context naming the file or run; `main` prints it.
 
+mod bench;
 mod demo;
 mod listing;
 
@@ -73,6 +74,11 @@ pub enum Command {
         #[command(subcommand)]
         command: PluginsCommand,
     },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Make synthetic data, train the conv-ae plugin on CPU, and show the result.
     Demo {
         /// Print the summary instead of opening the dashboard.
@@ -83,6 +89,12 @@ pub enum Command {
         #[arg(long = "plugins")]
         plugins: Vec<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Training (or, with --eval, evaluation) throughput of a plugin on random data.
+    Train(bench::BenchTrain),
 }
 
 #[derive(Debug, Subcommand)]
@@ -249,6 +261,9 @@ pub fn run() -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Some(Command::Bench {
+            command: BenchCommand::Train(b),
+        }) => bench::run(&b),
         Some(Command::Demo {
             no_ui,
             runs,
