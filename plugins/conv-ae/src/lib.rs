@@ -10,7 +10,8 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder, VarMap};
+use candle_nn::{Linear, VarBuilder, VarMap};
+use gantry_kit::layers::{self, Conv2d};
 use gantry_kit::loss::{self, Reconstruction};
 use gantry_kit::optim::{Adam, AdamConfig};
 use gantry_kit::{batch, checkpoint, device, init, params};
@@ -109,20 +110,10 @@ pub struct ConvAeNet {
 
 impl ConvAeNet {
     pub fn new(cfg: &ConvAeConfig, setup: &Setup, vb: VarBuilder) -> Result<ConvAeNet> {
-        let conv_cfg = Conv2dConfig {
-            padding: 1,
-            ..Default::default()
-        };
         let mut encoder = Vec::new();
         let mut in_c = setup.channels;
         for (i, &c) in cfg.channels.iter().enumerate() {
-            encoder.push(candle_nn::conv2d(
-                in_c,
-                c,
-                3,
-                conv_cfg,
-                vb.pp(format!("enc.{i}.conv")),
-            )?);
+            encoder.push(layers::conv2d(in_c, c, 3, 1, vb.pp(format!("enc.{i}.conv")))?);
             in_c = c;
         }
         let depth = cfg.channels.len();
@@ -132,16 +123,10 @@ impl ConvAeNet {
         let up = candle_nn::linear(cfg.latent, flat, vb.pp("bottleneck.up"))?;
         let mut decoder = Vec::new();
         for (i, &c) in cfg.channels.iter().rev().skip(1).enumerate() {
-            decoder.push(candle_nn::conv2d(
-                in_c,
-                c,
-                3,
-                conv_cfg,
-                vb.pp(format!("dec.{i}.conv")),
-            )?);
+            decoder.push(layers::conv2d(in_c, c, 3, 1, vb.pp(format!("dec.{i}.conv")))?);
             in_c = c;
         }
-        let output = candle_nn::conv2d(in_c, setup.channels, 3, conv_cfg, vb.pp("out.conv"))?;
+        let output = layers::conv2d(in_c, setup.channels, 3, 1, vb.pp("out.conv"))?;
         Ok(ConvAeNet {
             encoder,
             down,

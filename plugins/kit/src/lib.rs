@@ -9,7 +9,9 @@ pub mod batch;
 pub mod checkpoint;
 pub mod device;
 pub mod init;
+pub mod layers;
 pub mod loss;
+pub mod ops;
 pub mod optim;
 pub mod params;
 

@@ -1,0 +1,267 @@
+//! 2-D convolution as one GEMM over the whole batch (im2col), with a backward pass that is
+//! GEMMs plus col2im.
+//!
+//! Why: candle 0.11's CPU conv2d backward computes the input gradient with
+//! `conv_transpose2d`, a direct loop parallel only over output channels, which dominates a
+//! training step. Here the forward is `W[Cout, K] x cols[K, N*L]` (K = Cin*kh*kw, L =
+//! Hout*Wout) and candle's autodiff differentiates the matmul with two more GEMMs; the
+//! only hand-written kernels are `im2col` and its adjoint `col2im`, pure data movement.
+//! Because each is the other's backward, the composition is differentiable to any order
+//! as candle's own ops are (gradients of gradients, as WGAN-GP's penalty needs, still
+//! depend on candle not detaching inside backward: `CANDLE_GRAD_DO_NOT_DETACH`).
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Geometry of one convolution's unfold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Geometry {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    kh: usize,
+    kw: usize,
+    pad: usize,
+    ho: usize,
+    wo: usize,
+}
+
+impl Geometry {
+    fn new(dims: &[usize], kh: usize, kw: usize, pad: usize) -> Result<Geometry> {
+        let &[n, c, h, w] = dims else {
+            candle_core::bail!("conv2d input must be NCHW, got {dims:?}");
+        };
+        if h + 2 * pad < kh || w + 2 * pad < kw {
+            candle_core::bail!("conv2d kernel {kh}x{kw} larger than padded input {h}x{w}");
+        }
+        Ok(Geometry {
+            n,
+            c,
+            h,
+            w,
+            kh,
+            kw,
+            pad,
+            ho: h + 2 * pad - kh + 1,
+            wo: w + 2 * pad - kw + 1,
+        })
+    }
+
+    fn k(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+
+    fn cols(&self) -> usize {
+        self.n * self.ho * self.wo
+    }
+}
+
+/// Borrows a contiguous f32 storage.
+fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{op}: only f32 is supported");
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("{op}: input must be contiguous"),
+    }
+}
+
+/// `[N, C, H, W]` -> `[C*kh*kw, N*Ho*Wo]`, stride 1, zero padding.
+fn im2col(x: &[f32], g: Geometry) -> Vec<f32> {
+    let ncols = g.cols();
+    let mut out = vec![0f32; g.k() * ncols];
+    out.par_chunks_mut(ncols).enumerate().for_each(|(row, dst)| {
+        let (c, ky, kx) = (row / (g.kh * g.kw), (row / g.kw) % g.kh, row % g.kw);
+        for n in 0..g.n {
+            let src = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
+            let dst = &mut dst[n * g.ho * g.wo..][..g.ho * g.wo];
+            for oy in 0..g.ho {
+                let iy = oy + ky;
+                let row_out = &mut dst[oy * g.wo..][..g.wo];
+                if iy < g.pad || iy - g.pad >= g.h {
+                    row_out.fill(0.0);
+                    continue;
+                }
+                let src_row = &src[(iy - g.pad) * g.w..][..g.w];
+                // Output x range whose input column lies inside the image.
+                let lo = g.pad.saturating_sub(kx);
+                let hi = (g.w + g.pad - kx).min(g.wo);
+                row_out[..lo].fill(0.0);
+                if hi > lo {
+                    row_out[lo..hi].copy_from_slice(&src_row[lo + kx - g.pad..hi + kx - g.pad]);
+                }
+                if hi < g.wo {
+                    row_out[hi.max(lo)..].fill(0.0);
+                }
+            }
+        }
+    });
+    out
+}
+
+/// The adjoint of [`im2col`]: sums columns back into `[N, C, H, W]`.
+fn col2im(cols: &[f32], g: Geometry) -> Vec<f32> {
+    let ncols = g.cols();
+    let mut out = vec![0f32; g.n * g.c * g.h * g.w];
+    // Parallel over images: each owns a disjoint, contiguous slice of the output.
+    out.par_chunks_mut(g.c * g.h * g.w).enumerate().for_each(|(n, img)| {
+        for c in 0..g.c {
+            let plane = &mut img[c * g.h * g.w..][..g.h * g.w];
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    let row = (c * g.kh + ky) * g.kw + kx;
+                    let src = &cols[row * ncols + n * g.ho * g.wo..][..g.ho * g.wo];
+                    let lo = g.pad.saturating_sub(kx);
+                    let hi = (g.w + g.pad - kx).min(g.wo);
+                    if hi <= lo {
+                        continue;
+                    }
+                    for oy in 0..g.ho {
+                        let iy = oy + ky;
+                        if iy < g.pad || iy - g.pad >= g.h {
+                            continue;
+                        }
+                        let dst = &mut plane[(iy - g.pad) * g.w + lo + kx - g.pad..][..hi - lo];
+                        let s = &src[oy * g.wo + lo..][..hi - lo];
+                        for (d, v) in dst.iter_mut().zip(s) {
+                            *d += v;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    out
+}
+
+/// `x -> cols`; backward is [`Col2Im`].
+struct Im2Col {
+    kh: usize,
+    kw: usize,
+    pad: usize,
+}
+
+impl CustomOp1 for Im2Col {
+    fn name(&self) -> &'static str {
+        "gantry-im2col"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = Geometry::new(layout.dims(), self.kh, self.kw, self.pad)?;
+        let x = f32_slice(storage, layout, self.name())?;
+        Ok((CpuStorage::F32(im2col(x, g)), Shape::from((g.k(), g.cols()))))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let g = Geometry::new(arg.dims(), self.kh, self.kw, self.pad)?;
+        Ok(Some(grad.contiguous()?.apply_op1(Col2Im { g })?))
+    }
+}
+
+/// `cols -> x` (summing overlaps); backward is [`Im2Col`].
+struct Col2Im {
+    g: Geometry,
+}
+
+impl CustomOp1 for Col2Im {
+    fn name(&self) -> &'static str {
+        "gantry-col2im"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = self.g;
+        if layout.dims() != [g.k(), g.cols()] {
+            candle_core::bail!("col2im: expected [{}, {}], got {:?}", g.k(), g.cols(), layout.dims());
+        }
+        let cols = f32_slice(storage, layout, self.name())?;
+        Ok((CpuStorage::F32(col2im(cols, g)), Shape::from((g.n, g.c, g.h, g.w))))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let g = self.g;
+        Ok(Some(grad.contiguous()?.apply_op1(Im2Col {
+            kh: g.kh,
+            kw: g.kw,
+            pad: g.pad,
+        })?))
+    }
+}
+
+/// Stride-1 2-D convolution with zero padding: `x [N, Cin, H, W]`, `weight [Cout, Cin, kh,
+/// kw]`, optional `bias [Cout]`. On the CPU with f32 it runs as one GEMM over the batch;
+/// elsewhere it is candle's `conv2d`.
+pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, pad: usize) -> Result<Tensor> {
+    let (cout, cin, kh, kw) = weight.dims4()?;
+    let y = if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+        let (n, _, _, _) = x.dims4()?;
+        let cols = x.contiguous()?.apply_op1(Im2Col { kh, kw, pad })?;
+        let g = Geometry::new(x.dims(), kh, kw, pad)?;
+        let y = weight.reshape((cout, cin * kh * kw))?.matmul(&cols)?;
+        y.reshape((cout, n, g.ho, g.wo))?.permute((1, 0, 2, 3))?.contiguous()?
+    } else {
+        x.conv2d(weight, pad, 1, 1, 1)?
+    };
+    match bias {
+        Some(b) => y.broadcast_add(&b.reshape((1, cout, 1, 1))?),
+        None => Ok(y),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Var};
+
+    use super::*;
+
+    fn rand(shape: &[usize], seed: u64) -> Tensor {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+    }
+
+    /// Forward and every gradient equal candle's own conv2d, for padded, unpadded and
+    /// non-square shapes.
+    #[test]
+    fn matches_candle_conv2d_forward_and_backward() {
+        for (n, cin, h, w, cout, k, pad) in
+            [(2, 3, 8, 8, 4, 3, 1), (3, 1, 7, 5, 2, 3, 0), (1, 2, 4, 6, 3, 1, 0), (2, 2, 5, 5, 2, 5, 2)]
+        {
+            let x = Var::from_tensor(&rand(&[n, cin, h, w], 1)).unwrap();
+            let wt = Var::from_tensor(&rand(&[cout, cin, k, k], 2)).unwrap();
+            let b = Var::from_tensor(&rand(&[cout], 3)).unwrap();
+            let probe = rand(&[n, cout, h + 2 * pad - k + 1, w + 2 * pad - k + 1], 4);
+            let ours = conv2d(&x, &wt, Some(&b), pad).unwrap();
+            let reference = x
+                .conv2d(&wt, pad, 1, 1, 1)
+                .unwrap()
+                .broadcast_add(&b.reshape((1, cout, 1, 1)).unwrap())
+                .unwrap();
+            assert!(max_diff(&ours, &reference) < 1e-4, "forward {n} {cin} {h} {w}");
+            let g1 = (ours * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = (reference * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            for v in [&x, &wt, &b] {
+                let (a, r) = (g1.get(v).unwrap(), g2.get(v).unwrap());
+                assert!(max_diff(a, r) < 1e-3, "gradient of {:?} for {n} {cin} {h} {w}", v.dims());
+            }
+        }
+    }
+
+    /// im2col and col2im are adjoint: <im2col(x), c> == <x, col2im(c)>.
+    #[test]
+    fn col2im_is_the_adjoint_of_im2col() {
+        let g = Geometry::new(&[2, 3, 5, 4], 3, 3, 1).unwrap();
+        let x = rand(&[2, 3, 5, 4], 5).flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let c = rand(&[g.k() * g.cols()], 6).to_vec1::<f32>().unwrap();
+        let lhs: f64 = im2col(&x, g).iter().zip(&c).map(|(a, b)| (*a * *b) as f64).sum();
+        let rhs: f64 = x.iter().zip(col2im(&c, g)).map(|(a, b)| (*a * b) as f64).sum();
+        assert!((lhs - rhs).abs() < 1e-3, "{lhs} vs {rhs}");
+    }
+}
