@@ -21,6 +21,12 @@ use gantry_plugin_api::{
 };
 use serde::{Deserialize, Serialize};
 
+// Training allocates and frees many activation-sized buffers per step; glibc returns them
+// to the kernel (mmap/munmap), so every op paid fresh page faults. mimalloc keeps them.
+// Each plugin has its own allocator; nothing allocated here is freed by the host.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Hyper-parameters, with the reference architecture as defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -113,7 +119,13 @@ impl ConvAeNet {
         let mut encoder = Vec::new();
         let mut in_c = setup.channels;
         for (i, &c) in cfg.channels.iter().enumerate() {
-            encoder.push(layers::conv2d(in_c, c, 3, 1, vb.pp(format!("enc.{i}.conv")))?);
+            encoder.push(layers::conv2d(
+                in_c,
+                c,
+                3,
+                1,
+                vb.pp(format!("enc.{i}.conv")),
+            )?);
             in_c = c;
         }
         let depth = cfg.channels.len();
@@ -123,7 +135,13 @@ impl ConvAeNet {
         let up = candle_nn::linear(cfg.latent, flat, vb.pp("bottleneck.up"))?;
         let mut decoder = Vec::new();
         for (i, &c) in cfg.channels.iter().rev().skip(1).enumerate() {
-            decoder.push(layers::conv2d(in_c, c, 3, 1, vb.pp(format!("dec.{i}.conv")))?);
+            decoder.push(layers::conv2d(
+                in_c,
+                c,
+                3,
+                1,
+                vb.pp(format!("dec.{i}.conv")),
+            )?);
             in_c = c;
         }
         let output = layers::conv2d(in_c, setup.channels, 3, 1, vb.pp("out.conv"))?;

@@ -17,9 +17,20 @@ pub struct Conv2d {
 /// A `k`x`k` convolution from `cin` to `cout` channels. Weights start as candle-nn's
 /// (Kaiming); [`crate::init::pytorch_default`] re-draws them from the run seed.
 pub fn conv2d(cin: usize, cout: usize, k: usize, pad: usize, vb: VarBuilder) -> Result<Conv2d> {
-    let weight = vb.get_with_hints((cout, cin, k, k), "weight", candle_nn::init::DEFAULT_KAIMING_NORMAL)?;
+    let weight = vb.get_with_hints(
+        (cout, cin, k, k),
+        "weight",
+        candle_nn::init::DEFAULT_KAIMING_NORMAL,
+    )?;
     let bound = 1.0 / ((cin * k * k) as f64).sqrt();
-    let bias = vb.get_with_hints(cout, "bias", Init::Uniform { lo: -bound, up: bound })?;
+    let bias = vb.get_with_hints(
+        cout,
+        "bias",
+        Init::Uniform {
+            lo: -bound,
+            up: bound,
+        },
+    )?;
     Ok(Conv2d { weight, bias, pad })
 }
 

@@ -69,7 +69,11 @@ pub fn run(b: &BenchTrain) -> Result<ExitCode> {
             .env("RAYON_NUM_THREADS", t.to_string())
             .status()
             .context("re-running with RAYON_NUM_THREADS")?;
-        return Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        return Ok(if status.success() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
     }
     let dirs = plugins::search_path(&b.plugin_dirs);
     let path = plugins::resolve(&b.plugin, &dirs).map_err(anyhow::Error::msg)?;

@@ -231,7 +231,7 @@ fn paint_cells(canvas: &mut Canvas, rng: &mut ChaCha8Rng) {
     let count = rng.random_range(5..=20);
     for _ in 0..count {
         let (cx, cy) = (rng.random_range(0.0..1.0), rng.random_range(0.0..1.0));
-        let a = rng.random_range(0.022..0.045_f32);
+        let a = rng.random_range(0.026..0.05_f32);
         let b = a * rng.random_range(0.55..1.0);
         let theta = rng.random_range(0.0..TAU);
         let darkness = rng.random_range(0.12..0.24);
@@ -303,7 +303,7 @@ impl Lesion {
             .sum();
         let edge = self.radius * (1.0 + wobble);
         let dist = (dx * dx + dy * dy).sqrt();
-        let soft = 0.15 * self.radius;
+        let soft = 0.22 * self.radius;
         self.shift * (1.0 - smoothstep(edge - soft, edge + soft, dist))
     }
 }

@@ -72,32 +72,34 @@ fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&
 fn im2col(x: &[f32], g: Geometry) -> Vec<f32> {
     let ncols = g.cols();
     let mut out = vec![0f32; g.k() * ncols];
-    out.par_chunks_mut(ncols).enumerate().for_each(|(row, dst)| {
-        let (c, ky, kx) = (row / (g.kh * g.kw), (row / g.kw) % g.kh, row % g.kw);
-        for n in 0..g.n {
-            let src = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
-            let dst = &mut dst[n * g.ho * g.wo..][..g.ho * g.wo];
-            for oy in 0..g.ho {
-                let iy = oy + ky;
-                let row_out = &mut dst[oy * g.wo..][..g.wo];
-                if iy < g.pad || iy - g.pad >= g.h {
-                    row_out.fill(0.0);
-                    continue;
-                }
-                let src_row = &src[(iy - g.pad) * g.w..][..g.w];
-                // Output x range whose input column lies inside the image.
-                let lo = g.pad.saturating_sub(kx);
-                let hi = (g.w + g.pad - kx).min(g.wo);
-                row_out[..lo].fill(0.0);
-                if hi > lo {
-                    row_out[lo..hi].copy_from_slice(&src_row[lo + kx - g.pad..hi + kx - g.pad]);
-                }
-                if hi < g.wo {
-                    row_out[hi.max(lo)..].fill(0.0);
+    out.par_chunks_mut(ncols)
+        .enumerate()
+        .for_each(|(row, dst)| {
+            let (c, ky, kx) = (row / (g.kh * g.kw), (row / g.kw) % g.kh, row % g.kw);
+            for n in 0..g.n {
+                let src = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
+                let dst = &mut dst[n * g.ho * g.wo..][..g.ho * g.wo];
+                for oy in 0..g.ho {
+                    let iy = oy + ky;
+                    let row_out = &mut dst[oy * g.wo..][..g.wo];
+                    if iy < g.pad || iy - g.pad >= g.h {
+                        row_out.fill(0.0);
+                        continue;
+                    }
+                    let src_row = &src[(iy - g.pad) * g.w..][..g.w];
+                    // Output x range whose input column lies inside the image.
+                    let lo = g.pad.saturating_sub(kx);
+                    let hi = (g.w + g.pad - kx).min(g.wo);
+                    row_out[..lo].fill(0.0);
+                    if hi > lo {
+                        row_out[lo..hi].copy_from_slice(&src_row[lo + kx - g.pad..hi + kx - g.pad]);
+                    }
+                    if hi < g.wo {
+                        row_out[hi.max(lo)..].fill(0.0);
+                    }
                 }
             }
-        }
-    });
+        });
     out
 }
 
@@ -106,33 +108,35 @@ fn col2im(cols: &[f32], g: Geometry) -> Vec<f32> {
     let ncols = g.cols();
     let mut out = vec![0f32; g.n * g.c * g.h * g.w];
     // Parallel over images: each owns a disjoint, contiguous slice of the output.
-    out.par_chunks_mut(g.c * g.h * g.w).enumerate().for_each(|(n, img)| {
-        for c in 0..g.c {
-            let plane = &mut img[c * g.h * g.w..][..g.h * g.w];
-            for ky in 0..g.kh {
-                for kx in 0..g.kw {
-                    let row = (c * g.kh + ky) * g.kw + kx;
-                    let src = &cols[row * ncols + n * g.ho * g.wo..][..g.ho * g.wo];
-                    let lo = g.pad.saturating_sub(kx);
-                    let hi = (g.w + g.pad - kx).min(g.wo);
-                    if hi <= lo {
-                        continue;
-                    }
-                    for oy in 0..g.ho {
-                        let iy = oy + ky;
-                        if iy < g.pad || iy - g.pad >= g.h {
+    out.par_chunks_mut(g.c * g.h * g.w)
+        .enumerate()
+        .for_each(|(n, img)| {
+            for c in 0..g.c {
+                let plane = &mut img[c * g.h * g.w..][..g.h * g.w];
+                for ky in 0..g.kh {
+                    for kx in 0..g.kw {
+                        let row = (c * g.kh + ky) * g.kw + kx;
+                        let src = &cols[row * ncols + n * g.ho * g.wo..][..g.ho * g.wo];
+                        let lo = g.pad.saturating_sub(kx);
+                        let hi = (g.w + g.pad - kx).min(g.wo);
+                        if hi <= lo {
                             continue;
                         }
-                        let dst = &mut plane[(iy - g.pad) * g.w + lo + kx - g.pad..][..hi - lo];
-                        let s = &src[oy * g.wo + lo..][..hi - lo];
-                        for (d, v) in dst.iter_mut().zip(s) {
-                            *d += v;
+                        for oy in 0..g.ho {
+                            let iy = oy + ky;
+                            if iy < g.pad || iy - g.pad >= g.h {
+                                continue;
+                            }
+                            let dst = &mut plane[(iy - g.pad) * g.w + lo + kx - g.pad..][..hi - lo];
+                            let s = &src[oy * g.wo + lo..][..hi - lo];
+                            for (d, v) in dst.iter_mut().zip(s) {
+                                *d += v;
+                            }
                         }
                     }
                 }
             }
-        }
-    });
+        });
     out
 }
 
@@ -151,7 +155,10 @@ impl CustomOp1 for Im2Col {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = Geometry::new(layout.dims(), self.kh, self.kw, self.pad)?;
         let x = f32_slice(storage, layout, self.name())?;
-        Ok((CpuStorage::F32(im2col(x, g)), Shape::from((g.k(), g.cols()))))
+        Ok((
+            CpuStorage::F32(im2col(x, g)),
+            Shape::from((g.k(), g.cols())),
+        ))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
@@ -173,10 +180,18 @@ impl CustomOp1 for Col2Im {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.g;
         if layout.dims() != [g.k(), g.cols()] {
-            candle_core::bail!("col2im: expected [{}, {}], got {:?}", g.k(), g.cols(), layout.dims());
+            candle_core::bail!(
+                "col2im: expected [{}, {}], got {:?}",
+                g.k(),
+                g.cols(),
+                layout.dims()
+            );
         }
         let cols = f32_slice(storage, layout, self.name())?;
-        Ok((CpuStorage::F32(col2im(cols, g)), Shape::from((g.n, g.c, g.h, g.w))))
+        Ok((
+            CpuStorage::F32(col2im(cols, g)),
+            Shape::from((g.n, g.c, g.h, g.w)),
+        ))
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
@@ -199,7 +214,9 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, pad: usize) ->
         let cols = x.contiguous()?.apply_op1(Im2Col { kh, kw, pad })?;
         let g = Geometry::new(x.dims(), kh, kw, pad)?;
         let y = weight.reshape((cout, cin * kh * kw))?.matmul(&cols)?;
-        y.reshape((cout, n, g.ho, g.wo))?.permute((1, 0, 2, 3))?.contiguous()?
+        y.reshape((cout, n, g.ho, g.wo))?
+            .permute((1, 0, 2, 3))?
+            .contiguous()?
     } else {
         x.conv2d(weight, pad, 1, 1, 1)?
     };
@@ -224,16 +241,28 @@ mod tests {
     }
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap()
     }
 
     /// Forward and every gradient equal candle's own conv2d, for padded, unpadded and
     /// non-square shapes.
     #[test]
     fn matches_candle_conv2d_forward_and_backward() {
-        for (n, cin, h, w, cout, k, pad) in
-            [(2, 3, 8, 8, 4, 3, 1), (3, 1, 7, 5, 2, 3, 0), (1, 2, 4, 6, 3, 1, 0), (2, 2, 5, 5, 2, 5, 2)]
-        {
+        for (n, cin, h, w, cout, k, pad) in [
+            (2, 3, 8, 8, 4, 3, 1),
+            (3, 1, 7, 5, 2, 3, 0),
+            (1, 2, 4, 6, 3, 1, 0),
+            (2, 2, 5, 5, 2, 5, 2),
+        ] {
             let x = Var::from_tensor(&rand(&[n, cin, h, w], 1)).unwrap();
             let wt = Var::from_tensor(&rand(&[cout, cin, k, k], 2)).unwrap();
             let b = Var::from_tensor(&rand(&[cout], 3)).unwrap();
@@ -244,12 +273,29 @@ mod tests {
                 .unwrap()
                 .broadcast_add(&b.reshape((1, cout, 1, 1)).unwrap())
                 .unwrap();
-            assert!(max_diff(&ours, &reference) < 1e-4, "forward {n} {cin} {h} {w}");
-            let g1 = (ours * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-            let g2 = (reference * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            assert!(
+                max_diff(&ours, &reference) < 1e-4,
+                "forward {n} {cin} {h} {w}"
+            );
+            let g1 = (ours * &probe)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let g2 = (reference * &probe)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
             for v in [&x, &wt, &b] {
                 let (a, r) = (g1.get(v).unwrap(), g2.get(v).unwrap());
-                assert!(max_diff(a, r) < 1e-3, "gradient of {:?} for {n} {cin} {h} {w}", v.dims());
+                assert!(
+                    max_diff(a, r) < 1e-3,
+                    "gradient of {:?} for {n} {cin} {h} {w}",
+                    v.dims()
+                );
             }
         }
     }
@@ -258,10 +304,22 @@ mod tests {
     #[test]
     fn col2im_is_the_adjoint_of_im2col() {
         let g = Geometry::new(&[2, 3, 5, 4], 3, 3, 1).unwrap();
-        let x = rand(&[2, 3, 5, 4], 5).flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let x = rand(&[2, 3, 5, 4], 5)
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         let c = rand(&[g.k() * g.cols()], 6).to_vec1::<f32>().unwrap();
-        let lhs: f64 = im2col(&x, g).iter().zip(&c).map(|(a, b)| (*a * *b) as f64).sum();
-        let rhs: f64 = x.iter().zip(col2im(&c, g)).map(|(a, b)| (*a * b) as f64).sum();
+        let lhs: f64 = im2col(&x, g)
+            .iter()
+            .zip(&c)
+            .map(|(a, b)| (*a * *b) as f64)
+            .sum();
+        let rhs: f64 = x
+            .iter()
+            .zip(col2im(&c, g))
+            .map(|(a, b)| (*a * b) as f64)
+            .sum();
         assert!((lhs - rhs).abs() < 1e-3, "{lhs} vs {rhs}");
     }
 }
