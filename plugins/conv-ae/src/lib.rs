@@ -14,7 +14,7 @@ use candle_nn::{Linear, VarBuilder, VarMap};
 use gantry_kit::layers::{self, Conv2d};
 use gantry_kit::loss::{self, Reconstruction};
 use gantry_kit::optim::{Adam, AdamConfig};
-use gantry_kit::{batch, checkpoint, device, init, params};
+use gantry_kit::{batch, checkpoint, device, init, ops, params};
 use gantry_plugin_api::{
     Batch, Context, Description, ImageRef, InputConstraints, Level, Model, PluginError,
     PluginResult, Setup,
@@ -158,7 +158,7 @@ impl ConvAeNet {
 
     fn act(&self, x: &Tensor) -> Result<Tensor> {
         match self.leaky_slope {
-            Some(slope) => candle_nn::ops::leaky_relu(x, slope),
+            Some(slope) => ops::act::leaky_relu(x, slope),
             None => x.relu(),
         }
     }
@@ -169,7 +169,7 @@ impl Module for ConvAeNet {
         let n = x.dim(0)?;
         let mut h = x.clone();
         for conv in &self.encoder {
-            h = self.act(&conv.forward(&h)?)?.max_pool2d(2)?;
+            h = ops::pool::max_pool2x2(&self.act(&conv.forward(&h)?)?)?;
         }
         let z = self.down.forward(&h.flatten_from(1)?)?;
         let (c, bh, bw) = self.bottom;

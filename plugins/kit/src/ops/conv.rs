@@ -13,6 +13,8 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::cpu::{f32_slice, native};
+
 /// Geometry of one convolution's unfold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Geometry {
@@ -54,17 +56,6 @@ impl Geometry {
 
     fn cols(&self) -> usize {
         self.n * self.ho * self.wo
-    }
-}
-
-/// Borrows a contiguous f32 storage.
-fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        candle_core::bail!("{op}: only f32 is supported");
-    };
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("{op}: input must be contiguous"),
     }
 }
 
@@ -209,7 +200,7 @@ impl CustomOp1 for Col2Im {
 /// elsewhere it is candle's `conv2d`.
 pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, pad: usize) -> Result<Tensor> {
     let (cout, cin, kh, kw) = weight.dims4()?;
-    let y = if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+    let y = if native(x) {
         let (n, _, _, _) = x.dims4()?;
         let cols = x.contiguous()?.apply_op1(Im2Col { kh, kw, pad })?;
         let g = Geometry::new(x.dims(), kh, kw, pad)?;
