@@ -18,6 +18,10 @@ use super::cpu::{f32_slice, native};
 /// Geometry of one convolution's unfold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Geometry {
+    /// An extra row of ones after the K unfolded rows, so a bias column appended to the
+    /// weights is added by the same GEMM (and its gradient comes out of the GEMM's backward
+    /// instead of a strided reduction).
+    ones_row: bool,
     n: usize,
     c: usize,
     h: usize,
@@ -30,7 +34,7 @@ struct Geometry {
 }
 
 impl Geometry {
-    fn new(dims: &[usize], kh: usize, kw: usize, pad: usize) -> Result<Geometry> {
+    fn new(dims: &[usize], kh: usize, kw: usize, pad: usize, ones_row: bool) -> Result<Geometry> {
         let &[n, c, h, w] = dims else {
             candle_core::bail!("conv2d input must be NCHW, got {dims:?}");
         };
@@ -38,6 +42,7 @@ impl Geometry {
             candle_core::bail!("conv2d kernel {kh}x{kw} larger than padded input {h}x{w}");
         }
         Ok(Geometry {
+            ones_row,
             n,
             c,
             h,
@@ -54,18 +59,27 @@ impl Geometry {
         self.c * self.kh * self.kw
     }
 
+    /// Rows of the unfolded matrix.
+    fn rows(&self) -> usize {
+        self.k() + self.ones_row as usize
+    }
+
     fn cols(&self) -> usize {
         self.n * self.ho * self.wo
     }
 }
 
-/// `[N, C, H, W]` -> `[C*kh*kw, N*Ho*Wo]`, stride 1, zero padding.
+/// `[N, C, H, W]` -> `[C*kh*kw (+1), N*Ho*Wo]`, stride 1, zero padding.
 fn im2col(x: &[f32], g: Geometry) -> Vec<f32> {
     let ncols = g.cols();
-    let mut out = vec![0f32; g.k() * ncols];
+    let mut out = vec![0f32; g.rows() * ncols];
     out.par_chunks_mut(ncols)
         .enumerate()
         .for_each(|(row, dst)| {
+            if row == g.k() {
+                dst.fill(1.0);
+                return;
+            }
             let (c, ky, kx) = (row / (g.kh * g.kw), (row / g.kw) % g.kh, row % g.kw);
             for n in 0..g.n {
                 let src = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
@@ -94,7 +108,8 @@ fn im2col(x: &[f32], g: Geometry) -> Vec<f32> {
     out
 }
 
-/// The adjoint of [`im2col`]: sums columns back into `[N, C, H, W]`.
+/// The adjoint of [`im2col`]: sums columns back into `[N, C, H, W]` (the ones row, a
+/// constant, has no adjoint and is ignored).
 fn col2im(cols: &[f32], g: Geometry) -> Vec<f32> {
     let ncols = g.cols();
     let mut out = vec![0f32; g.n * g.c * g.h * g.w];
@@ -136,6 +151,7 @@ struct Im2Col {
     kh: usize,
     kw: usize,
     pad: usize,
+    ones_row: bool,
 }
 
 impl CustomOp1 for Im2Col {
@@ -144,16 +160,16 @@ impl CustomOp1 for Im2Col {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = Geometry::new(layout.dims(), self.kh, self.kw, self.pad)?;
+        let g = Geometry::new(layout.dims(), self.kh, self.kw, self.pad, self.ones_row)?;
         let x = f32_slice(storage, layout, self.name())?;
         Ok((
             CpuStorage::F32(im2col(x, g)),
-            Shape::from((g.k(), g.cols())),
+            Shape::from((g.rows(), g.cols())),
         ))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let g = Geometry::new(arg.dims(), self.kh, self.kw, self.pad)?;
+        let g = Geometry::new(arg.dims(), self.kh, self.kw, self.pad, self.ones_row)?;
         Ok(Some(grad.contiguous()?.apply_op1(Col2Im { g })?))
     }
 }
@@ -170,10 +186,10 @@ impl CustomOp1 for Col2Im {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.g;
-        if layout.dims() != [g.k(), g.cols()] {
+        if layout.dims() != [g.rows(), g.cols()] {
             candle_core::bail!(
                 "col2im: expected [{}, {}], got {:?}",
-                g.k(),
+                g.rows(),
                 g.cols(),
                 layout.dims()
             );
@@ -191,6 +207,7 @@ impl CustomOp1 for Col2Im {
             kh: g.kh,
             kw: g.kw,
             pad: g.pad,
+            ones_row: g.ones_row,
         })?))
     }
 }
@@ -200,49 +217,39 @@ impl CustomOp1 for Col2Im {
 /// elsewhere it is candle's `conv2d`.
 pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, pad: usize) -> Result<Tensor> {
     let (cout, cin, kh, kw) = weight.dims4()?;
-    let y = if native(x) {
-        let (n, _, _, _) = x.dims4()?;
-        let cols = x.contiguous()?.apply_op1(Im2Col { kh, kw, pad })?;
-        let g = Geometry::new(x.dims(), kh, kw, pad)?;
-        let y = weight.reshape((cout, cin * kh * kw))?.matmul(&cols)?;
-        y.reshape((cout, n, g.ho, g.wo))?
-            .permute((1, 0, 2, 3))?
-            .contiguous()?
-    } else {
-        x.conv2d(weight, pad, 1, 1, 1)?
-    };
-    match bias {
-        Some(b) => y.broadcast_add(&b.reshape((1, cout, 1, 1))?),
-        None => Ok(y),
+    if !native(x) {
+        let y = x.conv2d(weight, pad, 1, 1, 1)?;
+        return match bias {
+            Some(b) => y.broadcast_add(&b.reshape((1, cout, 1, 1))?),
+            None => Ok(y),
+        };
     }
+    let (n, _, _, _) = x.dims4()?;
+    let ones_row = bias.is_some();
+    let g = Geometry::new(x.dims(), kh, kw, pad, ones_row)?;
+    let cols = x.contiguous()?.apply_op1(Im2Col {
+        kh,
+        kw,
+        pad,
+        ones_row,
+    })?;
+    let w = weight.reshape((cout, cin * kh * kw))?;
+    let w = match bias {
+        Some(b) => Tensor::cat(&[&w, &b.reshape((cout, 1))?], 1)?,
+        None => w,
+    };
+    w.matmul(&cols)?
+        .reshape((cout, n, g.ho, g.wo))?
+        .permute((1, 0, 2, 3))?
+        .contiguous()
 }
 
 #[cfg(test)]
 mod tests {
-    use candle_core::{Device, Var};
+    use candle_core::Var;
 
     use super::*;
-
-    fn rand(shape: &[usize], seed: u64) -> Tensor {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
+    use crate::ops::testing::{max_diff, rand};
 
     /// Forward and every gradient equal candle's own conv2d, for padded, unpadded and
     /// non-square shapes.
@@ -294,7 +301,7 @@ mod tests {
     /// im2col and col2im are adjoint: <im2col(x), c> == <x, col2im(c)>.
     #[test]
     fn col2im_is_the_adjoint_of_im2col() {
-        let g = Geometry::new(&[2, 3, 5, 4], 3, 3, 1).unwrap();
+        let g = Geometry::new(&[2, 3, 5, 4], 3, 3, 1, false).unwrap();
         let x = rand(&[2, 3, 5, 4], 5)
             .flatten_all()
             .unwrap()
