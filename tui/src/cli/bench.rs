@@ -46,6 +46,18 @@ pub struct BenchTrain {
     pub plugin_dirs: Vec<PathBuf>,
 }
 
+/// The process's peak resident memory (VmHWM), in MB.
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
 /// Discards everything a plugin reports: only time matters here.
 struct Discard;
 
@@ -122,13 +134,14 @@ pub fn run(b: &BenchTrain) -> Result<ExitCode> {
     let rate = (b.steps * b.batch) as f64 / secs;
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
     println!(
-        "gantry {} {} {}x{}x{} batch {} threads {threads}: {:.1} ms/step, {rate:.1} img/s",
+        "gantry {} {} {}x{}x{} batch {} threads {threads}: peak RSS {:.0} MB, {:.1} ms/step, {rate:.1} img/s",
         plugin.info().name,
         if b.eval { "eval" } else { "train" },
         b.channels,
         b.size,
         b.size,
         b.batch,
+        peak_rss_mb(),
         secs * 1e3 / b.steps as f64,
     );
     Ok(ExitCode::SUCCESS)
