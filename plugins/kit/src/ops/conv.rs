@@ -10,7 +10,7 @@
 //! as candle's own ops are (gradients of gradients, as WGAN-GP's penalty needs, still
 //! depend on candle not detaching inside backward: `CANDLE_GRAD_DO_NOT_DETACH`).
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::cpu::{f32_slice, native};
@@ -212,9 +212,14 @@ impl CustomOp1 for Col2Im {
     }
 }
 
+/// Bytes of unfolded columns per chunk of images: small enough to stay in cache between
+/// the unfold and the GEMM, and never kept for the backward pass (it unfolds again), so
+/// memory does not grow with `K x N x H x W` per layer.
+const CHUNK_BYTES: usize = 4 << 20;
+
 /// Stride-1 2-D convolution with zero padding: `x [N, Cin, H, W]`, `weight [Cout, Cin, kh,
-/// kw]`, optional `bias [Cout]`. On the CPU with f32 it runs as one GEMM over the batch;
-/// elsewhere it is candle's `conv2d`.
+/// kw]`, optional `bias [Cout]`. On the CPU with f32 it runs as GEMMs over chunks of the
+/// batch (bias folded in as a ones row); elsewhere it is candle's `conv2d`.
 pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, pad: usize) -> Result<Tensor> {
     let (cout, cin, kh, kw) = weight.dims4()?;
     if !native(x) {
@@ -224,24 +229,135 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, pad: usize) ->
             None => Ok(y),
         };
     }
-    let (n, _, _, _) = x.dims4()?;
-    let ones_row = bias.is_some();
-    let g = Geometry::new(x.dims(), kh, kw, pad, ones_row)?;
-    let cols = x.contiguous()?.apply_op1(Im2Col {
-        kh,
-        kw,
-        pad,
-        ones_row,
-    })?;
     let w = weight.reshape((cout, cin * kh * kw))?;
     let w = match bias {
         Some(b) => Tensor::cat(&[&w, &b.reshape((cout, 1))?], 1)?,
         None => w,
     };
-    w.matmul(&cols)?
-        .reshape((cout, n, g.ho, g.wo))?
-        .permute((1, 0, 2, 3))?
-        .contiguous()
+    x.contiguous()?.apply_op2(
+        &w.contiguous()?,
+        Conv2dGemm {
+            kh,
+            kw,
+            pad,
+            ones_row: bias.is_some(),
+        },
+    )
+}
+
+/// `(x [N, Cin, H, W], w [Cout, K (+1)]) -> y [N, Cout, Ho, Wo]`, chunk by chunk.
+struct Conv2dGemm {
+    kh: usize,
+    kw: usize,
+    pad: usize,
+    ones_row: bool,
+}
+
+impl Conv2dGemm {
+    fn geometry(&self, dims: &[usize]) -> Result<Geometry> {
+        Geometry::new(dims, self.kh, self.kw, self.pad, self.ones_row)
+    }
+
+    /// Images per chunk for this geometry.
+    fn chunk(&self, g: &Geometry) -> usize {
+        let per_image = g.rows() * g.ho * g.wo * 4;
+        (CHUNK_BYTES / per_image.max(1)).clamp(1, g.n.max(1))
+    }
+}
+
+impl CustomOp2 for Conv2dGemm {
+    fn name(&self) -> &'static str {
+        "gantry-conv2d-gemm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = self.geometry(l1.dims())?;
+        let x = f32_slice(s1, l1, self.name())?;
+        let w = f32_slice(s2, l2, self.name())?;
+        let cout = l2.dims()[0];
+        if l2.dims() != [cout, g.rows()] {
+            candle_core::bail!(
+                "conv2d: weight {:?} does not match {} unfolded rows",
+                l2.dims(),
+                g.rows()
+            );
+        }
+        let w = Tensor::from_slice(w, (cout, g.rows()), &candle_core::Device::Cpu)?;
+        let l = g.ho * g.wo;
+        let mut out = vec![0f32; g.n * cout * l];
+        let chunk = self.chunk(&g);
+        let plane = g.c * g.h * g.w;
+        for (i, out_chunk) in out.chunks_mut(chunk * cout * l).enumerate() {
+            let n0 = i * chunk;
+            let nc = out_chunk.len() / (cout * l);
+            let gc = Geometry { n: nc, ..g };
+            let cols = im2col(&x[n0 * plane..(n0 + nc) * plane], gc);
+            let cols = Tensor::from_vec(cols, (gc.rows(), gc.cols()), &candle_core::Device::Cpu)?;
+            let y = w.matmul(&cols)?.flatten_all()?.to_vec1::<f32>()?;
+            // [Cout, nc*L] -> [nc, Cout, L]: the GEMM's layout to NCHW.
+            out_chunk
+                .par_chunks_mut(cout * l)
+                .enumerate()
+                .for_each(|(img, dst)| {
+                    for co in 0..cout {
+                        dst[co * l..(co + 1) * l].copy_from_slice(&y[co * nc * l + img * l..][..l]);
+                    }
+                });
+        }
+        Ok((CpuStorage::F32(out), Shape::from((g.n, cout, g.ho, g.wo))))
+    }
+
+    /// `dW = sum over chunks of G x cols^T`, `dX = col2im(W^T x G)`, unfolding each chunk
+    /// again rather than keeping the forward's columns. Built from differentiable ops, so
+    /// the gradient can itself be differentiated.
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = self.geometry(x.dims())?;
+        let cout = w.dim(0)?;
+        let chunk = self.chunk(&g);
+        let mut dw: Option<Tensor> = None;
+        let mut dx = Vec::new();
+        let mut n0 = 0;
+        while n0 < g.n {
+            let nc = chunk.min(g.n - n0);
+            let gc = Geometry { n: nc, ..g };
+            let cols = x.narrow(0, n0, nc)?.contiguous()?.apply_op1(Im2Col {
+                kh: g.kh,
+                kw: g.kw,
+                pad: g.pad,
+                ones_row: g.ones_row,
+            })?;
+            let gy = grad
+                .narrow(0, n0, nc)?
+                .permute((1, 0, 2, 3))?
+                .contiguous()?
+                .reshape((cout, gc.cols()))?;
+            let part = gy.matmul(&cols.t()?)?;
+            dw = Some(match dw {
+                Some(acc) => (acc + part)?,
+                None => part,
+            });
+            dx.push(
+                w.t()?
+                    .matmul(&gy)?
+                    .contiguous()?
+                    .apply_op1(Col2Im { g: gc })?,
+            );
+            n0 += nc;
+        }
+        Ok((Some(Tensor::cat(&dx, 0)?), dw))
+    }
 }
 
 #[cfg(test)]
