@@ -14,6 +14,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use super::cpu::{f32_slice, native};
+use super::direct_conv::{Direct, DirectConv};
 
 /// Geometry of one convolution's unfold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,8 +235,20 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, pad: usize) ->
         Some(b) => Tensor::cat(&[&w, &b.reshape((cout, 1))?], 1)?,
         None => w,
     };
-    x.contiguous()?.apply_op2(
-        &w.contiguous()?,
+    let (x, w) = (x.contiguous()?, w.contiguous()?);
+    if uses_direct(cin, cout) {
+        return x.apply_op2(
+            &w,
+            DirectConv(Direct {
+                kh,
+                kw,
+                pad,
+                bias: bias.is_some(),
+            }),
+        );
+    }
+    x.apply_op2(
+        &w,
         Conv2dGemm {
             kh,
             kw,
@@ -243,6 +256,12 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, pad: usize) ->
             ones_row: bias.is_some(),
         },
     )
+}
+
+/// Layers with one input channel or at most four output channels run as direct loops (see
+/// [`super::direct_conv`]): their unfolded matrix is all memory traffic and little GEMM.
+fn uses_direct(cin: usize, cout: usize) -> bool {
+    cin == 1 || cout <= 4
 }
 
 /// `(x [N, Cin, H, W], w [Cout, K (+1)]) -> y [N, Cout, Ho, Wo]`, chunk by chunk.
@@ -356,7 +375,13 @@ impl CustomOp2 for Conv2dGemm {
             );
             n0 += nc;
         }
-        Ok((Some(Tensor::cat(&dx, 0)?), dw))
+        // The network's input needs no gradient: `dx` is only built for tracked inputs.
+        let dx = if dx.is_empty() {
+            None
+        } else {
+            Some(Tensor::cat(&dx, 0)?)
+        };
+        Ok((dx, dw))
     }
 }
 
@@ -372,10 +397,16 @@ mod tests {
     #[test]
     fn matches_candle_conv2d_forward_and_backward() {
         for (n, cin, h, w, cout, k, pad) in [
-            (2, 3, 8, 8, 4, 3, 1),
-            (3, 1, 7, 5, 2, 3, 0),
-            (1, 2, 4, 6, 3, 1, 0),
-            (2, 2, 5, 5, 2, 5, 2),
+            // GEMM path.
+            (2, 3, 8, 8, 6, 3, 1),
+            (3, 5, 7, 5, 6, 3, 0),
+            (1, 6, 4, 6, 8, 1, 0),
+            (2, 5, 5, 5, 7, 5, 2),
+            // Direct path: one input channel, or few output channels.
+            (2, 1, 8, 8, 6, 3, 1),
+            (3, 8, 7, 5, 1, 3, 1),
+            (2, 6, 6, 6, 3, 5, 2),
+            (1, 4, 5, 7, 2, 3, 0),
         ] {
             let x = Var::from_tensor(&rand(&[n, cin, h, w], 1)).unwrap();
             let wt = Var::from_tensor(&rand(&[cout, cin, k, k], 2)).unwrap();

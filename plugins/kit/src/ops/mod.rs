@@ -5,6 +5,7 @@
 pub mod act;
 pub mod conv;
 mod cpu;
+mod direct_conv;
 pub mod pool;
 
 #[cfg(test)]
