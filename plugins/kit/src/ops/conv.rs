@@ -318,7 +318,13 @@ impl CustomOp2 for Conv2dGemm {
             let gc = Geometry { n: nc, ..g };
             let cols = im2col(&x[n0 * plane..(n0 + nc) * plane], gc);
             let cols = Tensor::from_vec(cols, (gc.rows(), gc.cols()), &candle_core::Device::Cpu)?;
-            let y = w.matmul(&cols)?.flatten_all()?.to_vec1::<f32>()?;
+            let y = w.matmul(&cols)?;
+            // Read the GEMM's output in place rather than copying it out first.
+            let (storage, y_layout) = y.storage_and_layout();
+            let candle_core::Storage::Cpu(y_cpu) = &*storage else {
+                candle_core::bail!("{}: GEMM output left the CPU", self.name());
+            };
+            let y = f32_slice(y_cpu, y_layout, self.name())?;
             // [Cout, nc*L] -> [nc, Cout, L]: the GEMM's layout to NCHW.
             out_chunk
                 .par_chunks_mut(cout * l)
