@@ -258,6 +258,18 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, pad: usize) ->
     )
 }
 
+/// `[Cout, Cin*kh*kw]` -> `[Cin, Cout, kh, kw]` with both kernel axes reversed: the
+/// kernel whose stride-1 convolution is this layer's input gradient.
+fn flip_transpose(w: &Tensor, cout: usize, cin: usize, kh: usize, kw: usize) -> Result<Tensor> {
+    let dev = w.device();
+    let rev = |n: usize| Tensor::from_vec((0..n as u32).rev().collect::<Vec<u32>>(), n, dev);
+    w.reshape((cout, cin, kh, kw))?
+        .index_select(&rev(kh)?, 2)?
+        .index_select(&rev(kw)?, 3)?
+        .transpose(0, 1)?
+        .contiguous()
+}
+
 /// Layers with one input channel or at most four output channels run as direct loops (see
 /// [`super::direct_conv`]): their unfolded matrix is all memory traffic and little GEMM.
 fn uses_direct(cin: usize, cout: usize) -> bool {
@@ -338,9 +350,12 @@ impl CustomOp2 for Conv2dGemm {
         Ok((CpuStorage::F32(out), Shape::from((g.n, cout, g.ho, g.wo))))
     }
 
-    /// `dW = sum over chunks of G x cols^T`, `dX = col2im(W^T x G)`, unfolding each chunk
-    /// again rather than keeping the forward's columns. Built from differentiable ops, so
-    /// the gradient can itself be differentiated.
+    /// `dW = sum over chunks of G x cols^T`, unfolding each chunk again rather than
+    /// keeping the forward's columns. `dX` is `col2im(W^T x G)` per chunk when the layer
+    /// widens (Cout >= Cin), and otherwise the forward convolution of `G` with the
+    /// flipped, transposed kernel, which unfolds `Cout*kh*kw` rows instead of folding
+    /// `Cin*kh*kw` (half the memory traffic in a decoder). Built from differentiable ops,
+    /// so the gradient can itself be differentiated.
     fn bwd(
         &self,
         x: &Tensor,
@@ -351,6 +366,8 @@ impl CustomOp2 for Conv2dGemm {
         let g = self.geometry(x.dims())?;
         let cout = w.dim(0)?;
         let chunk = self.chunk(&g);
+        let want_dx = x.track_op();
+        let flipped_dx = want_dx && cout < g.c;
         let mut dw: Option<Tensor> = None;
         let mut dx = Vec::new();
         let mut n0 = 0;
@@ -373,13 +390,20 @@ impl CustomOp2 for Conv2dGemm {
                 Some(acc) => (acc + part)?,
                 None => part,
             });
-            dx.push(
-                w.t()?
-                    .matmul(&gy)?
-                    .contiguous()?
-                    .apply_op1(Col2Im { g: gc })?,
-            );
+            if want_dx && !flipped_dx {
+                dx.push(
+                    w.t()?
+                        .matmul(&gy)?
+                        .contiguous()?
+                        .apply_op1(Col2Im { g: gc })?,
+                );
+            }
             n0 += nc;
+        }
+        if flipped_dx {
+            let flipped = flip_transpose(&w.narrow(1, 0, g.k())?, cout, g.c, g.kh, g.kw)?;
+            let dx = conv2d(grad, &flipped, None, g.kh - 1 - g.pad)?;
+            return Ok((Some(dx), dw));
         }
         // The network's input needs no gradient: `dx` is only built for tracked inputs.
         let dx = if dx.is_empty() {
@@ -408,6 +432,10 @@ mod tests {
             (3, 5, 7, 5, 6, 3, 0),
             (1, 6, 4, 6, 8, 1, 0),
             (2, 5, 5, 5, 7, 5, 2),
+            // GEMM path, narrowing (Cout < Cin): the flipped-kernel input gradient.
+            (2, 8, 6, 6, 5, 3, 1),
+            (2, 9, 5, 7, 6, 5, 2),
+            (1, 10, 6, 5, 6, 3, 0),
             // Direct path: one input channel, or few output channels.
             (2, 1, 8, 8, 6, 3, 1),
             (3, 8, 7, 5, 1, 3, 1),
