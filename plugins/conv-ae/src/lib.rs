@@ -156,11 +156,9 @@ impl ConvAeNet {
         })
     }
 
-    fn act(&self, x: &Tensor) -> Result<Tensor> {
-        match self.leaky_slope {
-            Some(slope) => ops::act::leaky_relu(x, slope),
-            None => x.relu(),
-        }
+    /// LeakyReLU's slope, 0 for ReLU: fused into the convolution before it.
+    fn slope(&self) -> f64 {
+        self.leaky_slope.unwrap_or(0.0)
     }
 }
 
@@ -169,19 +167,15 @@ impl Module for ConvAeNet {
         let n = x.dim(0)?;
         let mut h = x.clone();
         for conv in &self.encoder {
-            h = ops::pool::max_pool2x2(&self.act(&conv.forward(&h)?)?)?;
+            h = ops::pool::max_pool2x2(&conv.forward_leaky(&h, self.slope())?)?;
         }
         let z = self.down.forward(&h.flatten_from(1)?)?;
         let (c, bh, bw) = self.bottom;
         let mut h = self.up.forward(&z)?.reshape((n, c, bh, bw))?;
         for conv in &self.decoder {
-            let (_, _, hh, ww) = h.dims4()?;
-            h = self.act(&conv.forward(&h.upsample_nearest2d(hh * 2, ww * 2)?)?)?;
+            h = conv.forward_leaky(&ops::pool::upsample2x(&h)?, self.slope())?;
         }
-        let (_, _, hh, ww) = h.dims4()?;
-        let out = self
-            .output
-            .forward(&h.upsample_nearest2d(hh * 2, ww * 2)?)?;
+        let out = self.output.forward(&ops::pool::upsample2x(&h)?)?;
         candle_nn::ops::sigmoid(&out)
     }
 }

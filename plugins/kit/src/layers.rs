@@ -34,6 +34,13 @@ pub fn conv2d(cin: usize, cout: usize, k: usize, pad: usize, vb: VarBuilder) -> 
     Ok(Conv2d { weight, bias, pad })
 }
 
+impl Conv2d {
+    /// The convolution followed by LeakyReLU with `slope` (0 for ReLU), fused into one op.
+    pub fn forward_leaky(&self, x: &Tensor, slope: f64) -> Result<Tensor> {
+        ops::conv::conv2d_act(x, &self.weight, Some(&self.bias), self.pad, Some(slope))
+    }
+}
+
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         ops::conv::conv2d(x, &self.weight, Some(&self.bias), self.pad)

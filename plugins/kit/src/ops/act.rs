@@ -25,9 +25,10 @@ struct LeakyRelu {
     slope: f32,
 }
 
-/// `(x, g) -> g * (x > 0 ? 1 : slope)`: the derivative applied to a gradient.
-struct LeakyReluScale {
-    slope: f32,
+/// `(x, g) -> g * (x > 0 ? 1 : slope)`: the derivative applied to a gradient. `x` may be
+/// the activation's input or its output (same sign for any slope >= 0).
+pub(super) struct LeakyReluScale {
+    pub(super) slope: f32,
 }
 
 fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {

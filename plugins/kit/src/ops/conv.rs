@@ -13,6 +13,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::act::LeakyReluScale;
 use super::cpu::{f32_slice, native};
 use super::direct_conv::{Direct, DirectConv};
 
@@ -222,14 +223,32 @@ const CHUNK_BYTES: usize = 4 << 20;
 /// kw]`, optional `bias [Cout]`. On the CPU with f32 it runs as GEMMs over chunks of the
 /// batch (bias folded in as a ones row); elsewhere it is candle's `conv2d`.
 pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, pad: usize) -> Result<Tensor> {
+    conv2d_act(x, weight, bias, pad, None)
+}
+
+/// [`conv2d`] followed by LeakyReLU with `slope` (0 for ReLU), fused: the activation is
+/// applied while the output is written, and its derivative while the gradient is read,
+/// saving two full passes over the activation map and a node of the autodiff graph.
+pub fn conv2d_act(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    pad: usize,
+    slope: Option<f64>,
+) -> Result<Tensor> {
     let (cout, cin, kh, kw) = weight.dims4()?;
     if !native(x) {
         let y = x.conv2d(weight, pad, 1, 1, 1)?;
-        return match bias {
-            Some(b) => y.broadcast_add(&b.reshape((1, cout, 1, 1))?),
+        let y = match bias {
+            Some(b) => y.broadcast_add(&b.reshape((1, cout, 1, 1))?)?,
+            None => y,
+        };
+        return match slope {
+            Some(s) => super::act::leaky_relu(&y, s),
             None => Ok(y),
         };
     }
+    let slope = slope.map(|s| s as f32);
     let w = weight.reshape((cout, cin * kh * kw))?;
     let w = match bias {
         Some(b) => Tensor::cat(&[&w, &b.reshape((cout, 1))?], 1)?,
@@ -244,6 +263,7 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, pad: usize) ->
                 kw,
                 pad,
                 bias: bias.is_some(),
+                slope,
             }),
         );
     }
@@ -254,8 +274,22 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, pad: usize) ->
             kw,
             pad,
             ones_row: bias.is_some(),
+            slope,
         },
     )
+}
+
+/// The gradient before a fused activation: `grad * act'(y)`, read from the activated
+/// output (its sign is the pre-activation's for any slope >= 0).
+pub(super) fn through_activation(
+    slope: Option<f32>,
+    res: &Tensor,
+    grad: &Tensor,
+) -> Result<Tensor> {
+    match slope {
+        Some(slope) => res.apply_op2(&grad.contiguous()?, LeakyReluScale { slope }),
+        None => Ok(grad.clone()),
+    }
 }
 
 /// `[Cout, Cin*kh*kw]` -> `[Cin, Cout, kh, kw]` with both kernel axes reversed: the
@@ -282,6 +316,8 @@ struct Conv2dGemm {
     kw: usize,
     pad: usize,
     ones_row: bool,
+    /// Fused LeakyReLU slope, if any.
+    slope: Option<f32>,
 }
 
 impl Conv2dGemm {
@@ -337,13 +373,25 @@ impl CustomOp2 for Conv2dGemm {
                 candle_core::bail!("{}: GEMM output left the CPU", self.name());
             };
             let y = f32_slice(y_cpu, y_layout, self.name())?;
-            // [Cout, nc*L] -> [nc, Cout, L]: the GEMM's layout to NCHW.
+            // [Cout, nc*L] -> [nc, Cout, L]: the GEMM's layout to NCHW, activated on the way.
+            let slope = self.slope;
             out_chunk
                 .par_chunks_mut(cout * l)
                 .enumerate()
                 .for_each(|(img, dst)| {
                     for co in 0..cout {
-                        dst[co * l..(co + 1) * l].copy_from_slice(&y[co * nc * l + img * l..][..l]);
+                        let (d, src) = (
+                            &mut dst[co * l..(co + 1) * l],
+                            &y[co * nc * l + img * l..][..l],
+                        );
+                        match slope {
+                            Some(s) => {
+                                for (d, &v) in d.iter_mut().zip(src) {
+                                    *d = if v > 0.0 { v } else { v * s };
+                                }
+                            }
+                            None => d.copy_from_slice(src),
+                        }
                     }
                 });
         }
@@ -360,9 +408,10 @@ impl CustomOp2 for Conv2dGemm {
         &self,
         x: &Tensor,
         w: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = &through_activation(self.slope, res, grad)?;
         let g = self.geometry(x.dims())?;
         let cout = w.dim(0)?;
         let chunk = self.chunk(&g);
@@ -475,6 +524,48 @@ mod tests {
                     "gradient of {:?} for {n} {cin} {h} {w}",
                     v.dims()
                 );
+            }
+        }
+    }
+
+    /// The fused activation equals conv2d followed by LeakyReLU, forward and backward, on
+    /// both the GEMM and the direct path.
+    #[test]
+    fn fused_activation_matches_conv_then_leaky_relu() {
+        for (cin, cout) in [(5, 7), (8, 2), (1, 6)] {
+            let x = Var::from_tensor(&rand(&[2, cin, 6, 6], 11)).unwrap();
+            let wt = Var::from_tensor(&rand(&[cout, cin, 3, 3], 12)).unwrap();
+            let b = Var::from_tensor(&rand(&[cout], 13)).unwrap();
+            let probe = rand(&[2, cout, 6, 6], 14);
+            for slope in [0.2, 0.0] {
+                let fused = conv2d_act(&x, &wt, Some(&b), 1, Some(slope)).unwrap();
+                let plain =
+                    crate::ops::act::leaky_relu(&conv2d(&x, &wt, Some(&b), 1).unwrap(), slope)
+                        .unwrap();
+                assert!(
+                    max_diff(&fused, &plain) < 1e-5,
+                    "forward {cin}->{cout} slope {slope}"
+                );
+                let g1 = (fused * &probe)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                let g2 = (plain * &probe)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                for v in [&x, &wt, &b] {
+                    let d = max_diff(g1.get(v).unwrap(), g2.get(v).unwrap());
+                    assert!(
+                        d < 1e-4,
+                        "gradient {:?} {cin}->{cout} slope {slope}: {d}",
+                        v.dims()
+                    );
+                }
             }
         }
     }

@@ -22,6 +22,8 @@ pub(super) struct Direct {
     pub kw: usize,
     pub pad: usize,
     pub bias: bool,
+    /// Fused LeakyReLU slope, if any.
+    pub slope: Option<f32>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -122,6 +124,13 @@ impl CustomOp2 for DirectConv {
                         }
                     }
                 }
+                if let Some(s) = p.slope {
+                    for v in o.iter_mut() {
+                        if *v <= 0.0 {
+                            *v *= s;
+                        }
+                    }
+                }
             });
         Ok((CpuStorage::F32(out), Shape::from((d.n, d.cout, d.ho, d.wo))))
     }
@@ -130,10 +139,10 @@ impl CustomOp2 for DirectConv {
         &self,
         x: &Tensor,
         w: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let g = grad.contiguous()?;
+        let g = super::conv::through_activation(self.0.slope, res, grad)?.contiguous()?;
         let dims = x.dims4()?;
         // The network's input needs no gradient: skip the pass.
         let dx = if x.track_op() {
