@@ -144,8 +144,14 @@ pub fn plugin_dir() -> PathBuf {
 
 /// Runs `gantry` with arguments, returning (exit code, stdout, stderr).
 pub fn gantry(args: &[&str]) -> (i32, String, String) {
+    gantry_with_env(args, &[])
+}
+
+/// As [`gantry`], with extra environment variables.
+pub fn gantry_with_env(args: &[&str], env: &[(&str, &Path)]) -> (i32, String, String) {
     let out = Command::new(gantry_bin())
         .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_os_str())))
         .output()
         .expect("run gantry");
     (

@@ -7,7 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use gantry_e2e::{fixture, foreign_library, gantry, gantry_bin, plugin_dir, small_config};
+use gantry_e2e::{
+    fixture, foreign_library, gantry, gantry_bin, gantry_with_env, plugin_dir, small_config,
+};
 
 /// Synthetic data shared by the tests of this file (written once).
 fn synth_data() -> &'static Path {
@@ -327,25 +329,16 @@ fn plugins_ls_lists_good_and_refused_libraries() {
     let bytes = std::fs::read(plugins.join("libconv_ae.so")).unwrap();
     std::fs::write(plugins.join("libtruncated.so"), &bytes[..bytes.len() / 2]).unwrap();
     std::fs::write(plugins.join("libtext.so"), "not a library").unwrap();
-    let (code, out, err) = Command::new(gantry_bin())
-        .args([
+    let (code, out, err) = gantry_with_env(
+        &[
             "plugins",
             "ls",
             "--json",
             "--plugins",
             plugins.to_str().unwrap(),
-        ])
-        .env("GANTRY_PLUGIN_PATH", "")
-        .env("HOME", dir.path())
-        .output()
-        .map(|o| {
-            (
-                o.status.code().unwrap(),
-                String::from_utf8_lossy(&o.stdout).into_owned(),
-                String::from_utf8_lossy(&o.stderr).into_owned(),
-            )
-        })
-        .unwrap();
+        ],
+        &[("GANTRY_PLUGIN_PATH", Path::new("")), ("HOME", dir.path())],
+    );
     assert_eq!(code, 0, "{err}");
     let entries: serde_json::Value = serde_json::from_str(&out).unwrap();
     let find = |file: &str| {
