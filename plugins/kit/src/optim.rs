@@ -18,6 +18,8 @@ use candle_core::{
 use candle_nn::VarMap;
 use rayon::prelude::*;
 
+use crate::ops::simd_kernel;
+
 /// Adam hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamConfig {
@@ -254,11 +256,7 @@ impl InplaceOp2 for Moment {
         let square = self.square;
         m.par_chunks_mut(CHUNK)
             .zip(g.par_chunks(CHUNK))
-            .for_each(|(m, g)| {
-                for (m, &g) in m.iter_mut().zip(g) {
-                    *m = b * *m + a * if square { g * g } else { g };
-                }
-            });
+            .for_each(|(m, g)| moment_chunk(m, g, b, a, square));
         Ok(())
     }
 }
@@ -291,12 +289,26 @@ impl InplaceOp3 for Apply {
         let (s, b2, eps) = (self.step_size, self.bias2_sqrt, self.eps);
         p.par_chunks_mut(CHUNK)
             .zip(m.par_chunks(CHUNK).zip(v.par_chunks(CHUNK)))
-            .for_each(|(p, (m, v))| {
-                for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
-                    *p -= s * m / (v.sqrt() / b2 + eps);
-                }
-            });
+            .for_each(|(p, (m, v))| apply_chunk(p, m, v, s, b2, eps));
         Ok(())
+    }
+}
+
+simd_kernel! {
+    /// `m = b m + a g` (or `a g^2`).
+    fn moment_chunk(m: &mut [f32], g: &[f32], b: f32, a: f32, square: bool) {
+        for (m, &g) in m.iter_mut().zip(g) {
+            *m = b * *m + a * if square { g * g } else { g };
+        }
+    }
+}
+
+simd_kernel! {
+    /// `p -= s m / (sqrt(v) / b2 + eps)`.
+    fn apply_chunk(p: &mut [f32], m: &[f32], v: &[f32], s: f32, b2: f32, eps: f32) {
+        for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
+            *p -= s * m / (v.sqrt() / b2 + eps);
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use super::cpu::{f32_slice, native};
+use super::simd_kernel;
 
 /// Elements per parallel chunk.
 const CHUNK: usize = 1 << 14;
@@ -31,16 +32,22 @@ pub(super) struct LeakyReluScale {
     pub(super) slope: f32,
 }
 
-fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
-    let mut out = vec![0f32; x.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|(o, x)| {
-            for (o, &v) in o.iter_mut().zip(x) {
-                *o = f(v);
-            }
-        });
-    out
+simd_kernel! {
+    /// `o = leaky_relu(x)`.
+    fn leaky_chunk(o: &mut [f32], x: &[f32], slope: f32) {
+        for (o, &v) in o.iter_mut().zip(x) {
+            *o = if v > 0.0 { v } else { v * slope };
+        }
+    }
+}
+
+simd_kernel! {
+    /// `o = g * leaky_relu'(x)`.
+    fn leaky_scale_chunk(o: &mut [f32], x: &[f32], g: &[f32], slope: f32) {
+        for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
+            *o = if x > 0.0 { g } else { g * slope };
+        }
+    }
 }
 
 impl CustomOp1 for LeakyRelu {
@@ -51,7 +58,10 @@ impl CustomOp1 for LeakyRelu {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(s, l, self.name())?;
         let slope = self.slope;
-        let out = map(x, |v| if v > 0.0 { v } else { v * slope });
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(|(o, x)| leaky_chunk(o, x, slope));
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 
@@ -84,11 +94,7 @@ impl CustomOp2 for LeakyReluScale {
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
-            .for_each(|(o, (x, g))| {
-                for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
-                    *o = if x > 0.0 { g } else { g * slope };
-                }
-            });
+            .for_each(|(o, (x, g))| leaky_scale_chunk(o, x, g, slope));
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 

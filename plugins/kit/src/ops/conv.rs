@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use super::act::LeakyReluScale;
 use super::cpu::{f32_slice, native};
 use super::direct_conv::{Direct, DirectConv};
+use super::simd_kernel;
 
 /// Geometry of one convolution's unfold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,31 +81,8 @@ fn im2col(x: &[f32], g: Geometry) -> Vec<f32> {
         .for_each(|(row, dst)| {
             if row == g.k() {
                 dst.fill(1.0);
-                return;
-            }
-            let (c, ky, kx) = (row / (g.kh * g.kw), (row / g.kw) % g.kh, row % g.kw);
-            for n in 0..g.n {
-                let src = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
-                let dst = &mut dst[n * g.ho * g.wo..][..g.ho * g.wo];
-                for oy in 0..g.ho {
-                    let iy = oy + ky;
-                    let row_out = &mut dst[oy * g.wo..][..g.wo];
-                    if iy < g.pad || iy - g.pad >= g.h {
-                        row_out.fill(0.0);
-                        continue;
-                    }
-                    let src_row = &src[(iy - g.pad) * g.w..][..g.w];
-                    // Output x range whose input column lies inside the image.
-                    let lo = g.pad.saturating_sub(kx);
-                    let hi = (g.w + g.pad - kx).min(g.wo);
-                    row_out[..lo].fill(0.0);
-                    if hi > lo {
-                        row_out[lo..hi].copy_from_slice(&src_row[lo + kx - g.pad..hi + kx - g.pad]);
-                    }
-                    if hi < g.wo {
-                        row_out[hi.max(lo)..].fill(0.0);
-                    }
-                }
+            } else {
+                im2col_row(dst, x, row, g);
             }
         });
     out
@@ -113,39 +91,93 @@ fn im2col(x: &[f32], g: Geometry) -> Vec<f32> {
 /// The adjoint of [`im2col`]: sums columns back into `[N, C, H, W]` (the ones row, a
 /// constant, has no adjoint and is ignored).
 fn col2im(cols: &[f32], g: Geometry) -> Vec<f32> {
-    let ncols = g.cols();
     let mut out = vec![0f32; g.n * g.c * g.h * g.w];
     // Parallel over images: each owns a disjoint, contiguous slice of the output.
     out.par_chunks_mut(g.c * g.h * g.w)
         .enumerate()
-        .for_each(|(n, img)| {
-            for c in 0..g.c {
-                let plane = &mut img[c * g.h * g.w..][..g.h * g.w];
-                for ky in 0..g.kh {
-                    for kx in 0..g.kw {
-                        let row = (c * g.kh + ky) * g.kw + kx;
-                        let src = &cols[row * ncols + n * g.ho * g.wo..][..g.ho * g.wo];
-                        let lo = g.pad.saturating_sub(kx);
-                        let hi = (g.w + g.pad - kx).min(g.wo);
-                        if hi <= lo {
+        .for_each(|(n, img)| col2im_image(img, cols, n, g));
+    out
+}
+
+simd_kernel! {
+    /// Unfolded row `row` (one input channel at one kernel tap) for every image: shifted
+    /// copies of the channel's rows, zeros where the tap reads padding.
+    fn im2col_row(dst: &mut [f32], x: &[f32], row: usize, g: Geometry) {
+        let (c, ky, kx) = (row / (g.kh * g.kw), (row / g.kw) % g.kh, row % g.kw);
+        // Output x range whose input column lies inside the image.
+        let lo = g.pad.saturating_sub(kx);
+        let hi = (g.w + g.pad - kx).min(g.wo);
+        for n in 0..g.n {
+            let src = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
+            let dst = &mut dst[n * g.ho * g.wo..][..g.ho * g.wo];
+            for oy in 0..g.ho {
+                let iy = oy + ky;
+                let row_out = &mut dst[oy * g.wo..][..g.wo];
+                if iy < g.pad || iy - g.pad >= g.h {
+                    row_out.fill(0.0);
+                    continue;
+                }
+                let src_row = &src[(iy - g.pad) * g.w..][..g.w];
+                row_out[..lo].fill(0.0);
+                if hi > lo {
+                    row_out[lo..hi].copy_from_slice(&src_row[lo + kx - g.pad..hi + kx - g.pad]);
+                }
+                if hi < g.wo {
+                    row_out[hi.max(lo)..].fill(0.0);
+                }
+            }
+        }
+    }
+}
+
+simd_kernel! {
+    /// Image `n`'s planes `img [C, H, W]`, summed from its columns of every unfolded row.
+    fn col2im_image(img: &mut [f32], cols: &[f32], n: usize, g: Geometry) {
+        let ncols = g.cols();
+        for c in 0..g.c {
+            let plane = &mut img[c * g.h * g.w..][..g.h * g.w];
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    let row = (c * g.kh + ky) * g.kw + kx;
+                    let src = &cols[row * ncols + n * g.ho * g.wo..][..g.ho * g.wo];
+                    let lo = g.pad.saturating_sub(kx);
+                    let hi = (g.w + g.pad - kx).min(g.wo);
+                    if hi <= lo {
+                        continue;
+                    }
+                    for oy in 0..g.ho {
+                        let iy = oy + ky;
+                        if iy < g.pad || iy - g.pad >= g.h {
                             continue;
                         }
-                        for oy in 0..g.ho {
-                            let iy = oy + ky;
-                            if iy < g.pad || iy - g.pad >= g.h {
-                                continue;
-                            }
-                            let dst = &mut plane[(iy - g.pad) * g.w + lo + kx - g.pad..][..hi - lo];
-                            let s = &src[oy * g.wo + lo..][..hi - lo];
-                            for (d, v) in dst.iter_mut().zip(s) {
-                                *d += v;
-                            }
+                        let dst = &mut plane[(iy - g.pad) * g.w + lo + kx - g.pad..][..hi - lo];
+                        let s = &src[oy * g.wo + lo..][..hi - lo];
+                        for (d, v) in dst.iter_mut().zip(s) {
+                            *d += v;
                         }
                     }
                 }
             }
-        });
-    out
+        }
+    }
+}
+
+simd_kernel! {
+    /// One image `dst [Cout, L]` out of the GEMM's `y [Cout, nc*L]`, activated on the way.
+    fn gemm_to_image(dst: &mut [f32], y: &[f32], img: usize, nc: usize, l: usize, slope: Option<f32>) {
+        let cout = dst.len() / l;
+        for co in 0..cout {
+            let (d, src) = (&mut dst[co * l..(co + 1) * l], &y[co * nc * l + img * l..][..l]);
+            match slope {
+                Some(s) => {
+                    for (d, &v) in d.iter_mut().zip(src) {
+                        *d = if v > 0.0 { v } else { v * s };
+                    }
+                }
+                None => d.copy_from_slice(src),
+            }
+        }
+    }
 }
 
 /// `x -> cols`; backward is [`Col2Im`].
@@ -378,22 +410,7 @@ impl CustomOp2 for Conv2dGemm {
             out_chunk
                 .par_chunks_mut(cout * l)
                 .enumerate()
-                .for_each(|(img, dst)| {
-                    for co in 0..cout {
-                        let (d, src) = (
-                            &mut dst[co * l..(co + 1) * l],
-                            &y[co * nc * l + img * l..][..l],
-                        );
-                        match slope {
-                            Some(s) => {
-                                for (d, &v) in d.iter_mut().zip(src) {
-                                    *d = if v > 0.0 { v } else { v * s };
-                                }
-                            }
-                            None => d.copy_from_slice(src),
-                        }
-                    }
-                });
+                .for_each(|(img, dst)| gemm_to_image(dst, y, img, nc, l, slope));
         }
         Ok((CpuStorage::F32(out), Shape::from((g.n, cout, g.ho, g.wo))))
     }

@@ -14,6 +14,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::cpu::f32_slice;
+use super::simd_kernel;
 
 /// Shapes of one direct convolution.
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +62,7 @@ impl Direct {
 
     /// For output column range: the `ox` range whose input column `ox + kx - pad` is
     /// inside the image.
+    #[inline(always)]
     fn cols(&self, d: &Dims, kx: usize) -> (usize, usize) {
         let lo = self.pad.saturating_sub(kx);
         let hi = (d.w + self.pad).saturating_sub(kx).min(d.wo);
@@ -68,6 +70,7 @@ impl Direct {
     }
 
     /// The input row read by output row `oy` at tap `ky`, if inside the image.
+    #[inline(always)]
     fn row(&self, d: &Dims, oy: usize, ky: usize) -> Option<usize> {
         (oy + ky).checked_sub(self.pad).filter(|&iy| iy < d.h)
     }
@@ -101,36 +104,8 @@ impl CustomOp2 for DirectConv {
             .enumerate()
             .for_each(|(plane, o)| {
                 let (n, co) = (plane / d.cout, plane % d.cout);
-                let wrow = &wt[co * d.wcols..][..d.wcols];
-                if p.bias {
-                    o.fill(wrow[d.wcols - 1]);
-                }
-                for ci in 0..d.cin {
-                    let xp = &x[(n * d.cin + ci) * d.h * d.w..][..d.h * d.w];
-                    for ky in 0..p.kh {
-                        for kx in 0..p.kw {
-                            let wv = wrow[(ci * p.kh + ky) * p.kw + kx];
-                            let (lo, hi) = p.cols(&d, kx);
-                            for oy in 0..d.ho {
-                                let Some(iy) = p.row(&d, oy, ky) else {
-                                    continue;
-                                };
-                                let src = &xp[iy * d.w + lo + kx - p.pad..][..hi - lo];
-                                let dst = &mut o[oy * d.wo + lo..][..hi - lo];
-                                for (a, b) in dst.iter_mut().zip(src) {
-                                    *a += wv * b;
-                                }
-                            }
-                        }
-                    }
-                }
-                if let Some(s) = p.slope {
-                    for v in o.iter_mut() {
-                        if *v <= 0.0 {
-                            *v *= s;
-                        }
-                    }
-                }
+                let image = &x[n * d.cin * d.h * d.w..][..d.cin * d.h * d.w];
+                forward_plane(o, image, &wt[co * d.wcols..][..d.wcols], p, d);
             });
         Ok((CpuStorage::F32(out), Shape::from((d.n, d.cout, d.ho, d.wo))))
     }
@@ -186,25 +161,8 @@ impl CustomOp2 for DirectInputGrad {
             .enumerate()
             .for_each(|(plane, dx)| {
                 let (n, ci) = (plane / cin, plane % cin);
-                for co in 0..d.cout {
-                    let gp = &g[(n * d.cout + co) * d.ho * d.wo..][..d.ho * d.wo];
-                    for ky in 0..p.kh {
-                        for kx in 0..p.kw {
-                            let wv = wt[co * d.wcols + (ci * p.kh + ky) * p.kw + kx];
-                            let (lo, hi) = p.cols(&d, kx);
-                            for oy in 0..d.ho {
-                                let Some(iy) = p.row(&d, oy, ky) else {
-                                    continue;
-                                };
-                                let src = &gp[oy * d.wo + lo..][..hi - lo];
-                                let dst = &mut dx[iy * w + lo + kx - p.pad..][..hi - lo];
-                                for (a, b) in dst.iter_mut().zip(src) {
-                                    *a += wv * b;
-                                }
-                            }
-                        }
-                    }
-                }
+                let grads = &g[n * d.cout * d.ho * d.wo..][..d.cout * d.ho * d.wo];
+                input_grad_plane(dx, grads, wt, ci, p, d);
             });
         Ok((CpuStorage::F32(out), Shape::from((n, cin, h, w))))
     }
@@ -236,28 +194,7 @@ impl CustomOp2 for DirectWeightGrad {
         grads
             .par_chunks_mut(taps)
             .enumerate()
-            .for_each(|(pair, dw)| {
-                let (co, ci) = (pair / d.cin, pair % d.cin);
-                for n in 0..d.n {
-                    let gp = &g[(n * cout + co) * d.ho * d.wo..][..d.ho * d.wo];
-                    let xp = &x[(n * d.cin + ci) * d.h * d.w..][..d.h * d.w];
-                    for ky in 0..p.kh {
-                        for kx in 0..p.kw {
-                            let (lo, hi) = p.cols(&d, kx);
-                            let mut acc = 0f32;
-                            for oy in 0..d.ho {
-                                let Some(iy) = p.row(&d, oy, ky) else {
-                                    continue;
-                                };
-                                let xs = &xp[iy * d.w + lo + kx - p.pad..][..hi - lo];
-                                let gs = &gp[oy * d.wo + lo..][..hi - lo];
-                                acc += xs.iter().zip(gs).map(|(a, b)| a * b).sum::<f32>();
-                            }
-                            dw[ky * p.kw + kx] += acc;
-                        }
-                    }
-                }
-            });
+            .for_each(|(pair, dw)| weight_grad_pair(dw, x, g, pair / d.cin, pair % d.cin, p, d));
         let mut out = Vec::with_capacity(cout * wcols);
         for co in 0..cout {
             out.extend_from_slice(&grads[co * d.cin * taps..(co + 1) * d.cin * taps]);
@@ -273,5 +210,110 @@ impl CustomOp2 for DirectWeightGrad {
             }
         }
         Ok((CpuStorage::F32(out), Shape::from((cout, wcols))))
+    }
+}
+simd_kernel! {
+    /// One output plane `o [Ho, Wo]` of image `x [Cin, H, W]` with weight row `wrow`:
+    /// shifted row axpys, activated at the end.
+    fn forward_plane(o: &mut [f32], x: &[f32], wrow: &[f32], p: Direct, d: Dims) {
+        if p.bias {
+            o.fill(wrow[d.wcols - 1]);
+        } else {
+            o.fill(0.0);
+        }
+        for ci in 0..d.cin {
+            let xp = &x[ci * d.h * d.w..][..d.h * d.w];
+            for ky in 0..p.kh {
+                for kx in 0..p.kw {
+                    let wv = wrow[(ci * p.kh + ky) * p.kw + kx];
+                    let (lo, hi) = p.cols(&d, kx);
+                    for oy in 0..d.ho {
+                        let Some(iy) = p.row(&d, oy, ky) else {
+                            continue;
+                        };
+                        let src = &xp[iy * d.w + lo + kx - p.pad..][..hi - lo];
+                        let dst = &mut o[oy * d.wo + lo..][..hi - lo];
+                        for (a, b) in dst.iter_mut().zip(src) {
+                            *a += wv * b;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(s) = p.slope {
+            for v in o.iter_mut() {
+                *v = if *v > 0.0 { *v } else { *v * s };
+            }
+        }
+    }
+}
+
+simd_kernel! {
+    /// Input channel `ci`'s gradient plane `dx [H, W]` from one image's output gradients
+    /// `g [Cout, Ho, Wo]`: the forward's axpys transposed.
+    fn input_grad_plane(dx: &mut [f32], g: &[f32], wt: &[f32], ci: usize, p: Direct, d: Dims) {
+        for co in 0..d.cout {
+            let gp = &g[co * d.ho * d.wo..][..d.ho * d.wo];
+            for ky in 0..p.kh {
+                for kx in 0..p.kw {
+                    let wv = wt[co * d.wcols + (ci * p.kh + ky) * p.kw + kx];
+                    let (lo, hi) = p.cols(&d, kx);
+                    for oy in 0..d.ho {
+                        let Some(iy) = p.row(&d, oy, ky) else {
+                            continue;
+                        };
+                        let src = &gp[oy * d.wo + lo..][..hi - lo];
+                        let dst = &mut dx[iy * d.w + lo + kx - p.pad..][..hi - lo];
+                        for (a, b) in dst.iter_mut().zip(src) {
+                            *a += wv * b;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+simd_kernel! {
+    /// The `kh*kw` taps `dw` of channel pair (co, ci), summed over the batch.
+    fn weight_grad_pair(
+        dw: &mut [f32],
+        x: &[f32],
+        g: &[f32],
+        co: usize,
+        ci: usize,
+        p: Direct,
+        d: Dims,
+    ) {
+        for n in 0..d.n {
+            let gp = &g[(n * d.cout + co) * d.ho * d.wo..][..d.ho * d.wo];
+            let xp = &x[(n * d.cin + ci) * d.h * d.w..][..d.h * d.w];
+            for ky in 0..p.kh {
+                for kx in 0..p.kw {
+                    let (lo, hi) = p.cols(&d, kx);
+                    // Eight partial sums so the reduction vectorises (float addition is
+                    // not reassociated by the compiler on its own).
+                    let mut acc = [0f32; 8];
+                    for oy in 0..d.ho {
+                        let Some(iy) = p.row(&d, oy, ky) else {
+                            continue;
+                        };
+                        let xs = &xp[iy * d.w + lo + kx - p.pad..][..hi - lo];
+                        let gs = &gp[oy * d.wo + lo..][..hi - lo];
+                        let mut xc = xs.chunks_exact(8);
+                        let mut gc = gs.chunks_exact(8);
+                        for (a, b) in (&mut xc).zip(&mut gc) {
+                            for k in 0..8 {
+                                acc[k] += a[k] * b[k];
+                            }
+                        }
+                        for (a, b) in xc.remainder().iter().zip(gc.remainder()) {
+                            acc[0] += a * b;
+                        }
+                    }
+                    dw[ky * p.kw + kx] += acc.iter().sum::<f32>();
+                }
+            }
+        }
     }
 }

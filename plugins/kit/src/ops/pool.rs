@@ -10,6 +10,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use super::cpu::{f32_slice, native};
+use super::simd_kernel;
 
 fn dims4(layout: &Layout, op: &str) -> Result<(usize, usize, usize, usize)> {
     match layout.dims() {
@@ -61,17 +62,7 @@ impl CustomOp1 for Upsample2 {
         let mut out = vec![0f32; n * c * 4 * h * w];
         out.par_chunks_mut(4 * h * w)
             .zip(x.par_chunks(h * w))
-            .for_each(|(o, p)| {
-                for y in 0..h {
-                    let src = &p[y * w..][..w];
-                    let row = &mut o[2 * y * 2 * w..][..2 * w];
-                    for (x, v) in src.iter().enumerate() {
-                        row[2 * x] = *v;
-                        row[2 * x + 1] = *v;
-                    }
-                    o.copy_within(2 * y * 2 * w..(2 * y + 1) * 2 * w, (2 * y + 1) * 2 * w);
-                }
-            });
+            .for_each(|(o, p)| upsample_plane(o, p, h, w));
         Ok((CpuStorage::F32(out), Shape::from((n, c, 2 * h, 2 * w))))
     }
 
@@ -92,14 +83,7 @@ impl CustomOp1 for SumPool2 {
         let mut out = vec![0f32; n * c * ho * wo];
         out.par_chunks_mut(ho * wo)
             .zip(x.par_chunks(h * w))
-            .for_each(|(o, p)| {
-                for y in 0..ho {
-                    let (r0, r1) = (&p[2 * y * w..][..w], &p[(2 * y + 1) * w..][..w]);
-                    for x in 0..wo {
-                        o[y * wo + x] = r0[2 * x] + r0[2 * x + 1] + r1[2 * x] + r1[2 * x + 1];
-                    }
-                }
-            });
+            .for_each(|(o, p)| sum_pool_plane(o, p, w));
         Ok((CpuStorage::F32(out), Shape::from((n, c, ho, wo))))
     }
 
@@ -108,9 +92,81 @@ impl CustomOp1 for SumPool2 {
     }
 }
 
+simd_kernel! {
+    /// One plane `p [h, w]` to `o [2h, 2w]`, each value into its 2x2 block.
+    fn upsample_plane(o: &mut [f32], p: &[f32], h: usize, w: usize) {
+        for y in 0..h {
+            let src = &p[y * w..][..w];
+            let row = &mut o[2 * y * 2 * w..][..2 * w];
+            for (pair, v) in row.chunks_exact_mut(2).zip(src) {
+                pair[0] = *v;
+                pair[1] = *v;
+            }
+            o.copy_within(2 * y * 2 * w..(2 * y + 1) * 2 * w, (2 * y + 1) * 2 * w);
+        }
+    }
+}
+
+simd_kernel! {
+    /// One plane `p [h, w]` to `o [h/2, w/2]`, each 2x2 block summed.
+    fn sum_pool_plane(o: &mut [f32], p: &[f32], w: usize) {
+        let wo = w / 2;
+        for (y, o) in o.chunks_exact_mut(wo).enumerate() {
+            let (r0, r1) = (&p[2 * y * w..][..w], &p[(2 * y + 1) * w..][..w]);
+            for (x, o) in o.iter_mut().enumerate() {
+                *o = r0[2 * x] + r0[2 * x + 1] + r1[2 * x] + r1[2 * x + 1];
+            }
+        }
+    }
+}
+
+simd_kernel! {
+    /// One plane `p [h, w]` to `o [h/2, w/2]`, each 2x2 block's first maximum: the value
+    /// of [`argmax`]'s choice as a chain of compare-selects, which vectorises where the
+    /// index arithmetic does not.
+    fn max_pool_plane(o: &mut [f32], p: &[f32], w: usize) {
+        let wo = w / 2;
+        for (y, o) in o.chunks_exact_mut(wo).enumerate() {
+            let (r0, r1) = (&p[2 * y * w..][..w], &p[(2 * y + 1) * w..][..w]);
+            for (x, o) in o.iter_mut().enumerate() {
+                let mut best = r0[2 * x];
+                for v in [r0[2 * x + 1], r1[2 * x], r1[2 * x + 1]] {
+                    best = if v > best { v } else { best };
+                }
+                *o = best;
+            }
+        }
+    }
+}
+
+simd_kernel! {
+    /// Pooled gradients `g [h/2, w/2]` to `o [h, w]` (zeroed), each at its window's first
+    /// maximum in `p`.
+    fn route_plane(o: &mut [f32], p: &[f32], g: &[f32], w: usize) {
+        let wo = w / 2;
+        for (y, g) in g.chunks_exact(wo).enumerate() {
+            for (x, g) in g.iter().enumerate() {
+                o[offset(w, y, x, argmax(p, w, y, x))] = *g;
+            }
+        }
+    }
+}
+
+simd_kernel! {
+    /// `o [h/2, w/2]`: each window's value of `g [h, w]` at the first maximum of `p`.
+    fn gather_plane(o: &mut [f32], p: &[f32], g: &[f32], w: usize) {
+        let wo = w / 2;
+        for (y, o) in o.chunks_exact_mut(wo).enumerate() {
+            for (x, o) in o.iter_mut().enumerate() {
+                *o = g[offset(w, y, x, argmax(p, w, y, x))];
+            }
+        }
+    }
+}
+
 /// Index (0..4: top-left, top-right, bottom-left, bottom-right) of the first maximum of the
 /// window at pooled (y, x).
-#[inline]
+#[inline(always)]
 fn argmax(p: &[f32], w: usize, y: usize, x: usize) -> usize {
     let v = [
         p[2 * y * w + 2 * x],
@@ -129,7 +185,7 @@ fn argmax(p: &[f32], w: usize, y: usize, x: usize) -> usize {
     best
 }
 
-#[inline]
+#[inline(always)]
 fn offset(w: usize, y: usize, x: usize, k: usize) -> usize {
     (2 * y + k / 2) * w + 2 * x + k % 2
 }
@@ -146,13 +202,7 @@ impl CustomOp1 for MaxPool2 {
         let mut out = vec![0f32; n * c * ho * wo];
         out.par_chunks_mut(ho * wo)
             .zip(x.par_chunks(h * w))
-            .for_each(|(o, p)| {
-                for y in 0..ho {
-                    for x in 0..wo {
-                        o[y * wo + x] = p[offset(w, y, x, argmax(p, w, y, x))];
-                    }
-                }
-            });
+            .for_each(|(o, p)| max_pool_plane(o, p, w));
         Ok((CpuStorage::F32(out), Shape::from((n, c, ho, wo))))
     }
 
@@ -180,13 +230,7 @@ impl CustomOp2 for MaxPool2Route {
         let mut out = vec![0f32; n * c * h * w];
         out.par_chunks_mut(h * w)
             .zip(x.par_chunks(h * w).zip(g.par_chunks(ho * wo)))
-            .for_each(|(o, (p, g))| {
-                for y in 0..ho {
-                    for x in 0..wo {
-                        o[offset(w, y, x, argmax(p, w, y, x))] = g[y * wo + x];
-                    }
-                }
-            });
+            .for_each(|(o, (p, g))| route_plane(o, p, g, w));
         Ok((CpuStorage::F32(out), Shape::from((n, c, h, w))))
     }
 
@@ -224,13 +268,7 @@ impl CustomOp2 for MaxPool2Gather {
         let mut out = vec![0f32; n * c * ho * wo];
         out.par_chunks_mut(ho * wo)
             .zip(x.par_chunks(h * w).zip(g.par_chunks(h * w)))
-            .for_each(|(o, (p, g))| {
-                for y in 0..ho {
-                    for x in 0..wo {
-                        o[y * wo + x] = g[offset(w, y, x, argmax(p, w, y, x))];
-                    }
-                }
-            });
+            .for_each(|(o, (p, g))| gather_plane(o, p, g, w));
         Ok((CpuStorage::F32(out), Shape::from((n, c, ho, wo))))
     }
 
@@ -247,7 +285,7 @@ impl CustomOp2 for MaxPool2Gather {
 
 #[cfg(test)]
 mod tests {
-    use candle_core::Var;
+    use candle_core::{DType, Var};
 
     use super::*;
     use crate::ops::testing::{max_diff, rand};
@@ -312,6 +350,50 @@ mod tests {
             .unwrap();
         let got: Vec<f32> = g.get(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(got, vec![1.0, 0.0, 0.0, 0.0]);
+    }
+
+    /// The pooled value is the element the gradient is routed to, with NaNs anywhere in
+    /// the window (the vectorised forward and the index-based routing agree).
+    #[test]
+    fn forward_value_is_the_routed_element() {
+        let nan = f32::NAN;
+        let windows = [
+            [1.0, nan, 3.0, 2.0],
+            [nan, 5.0, 1.0, 1.0],
+            [1.0, 2.0, nan, 5.0],
+            [2.0, 2.0, 1.0, 0.0],
+        ];
+        let mut data = vec![0f32; 16];
+        for (i, win) in windows.iter().enumerate() {
+            data[2 * i] = win[0];
+            data[2 * i + 1] = win[1];
+            data[8 + 2 * i] = win[2];
+            data[8 + 2 * i + 1] = win[3];
+        }
+        let x = Tensor::from_vec(data.clone(), (1, 1, 2, 8), &candle_core::Device::Cpu).unwrap();
+        let pooled: Vec<f32> = max_pool2x2(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let ones = Tensor::ones((1, 1, 1, 4), DType::F32, &candle_core::Device::Cpu).unwrap();
+        let mask: Vec<f32> = x
+            .apply_op2(&ones, MaxPool2Route)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        for (i, value) in pooled.iter().enumerate() {
+            let picked: Vec<f32> = [2 * i, 2 * i + 1, 8 + 2 * i, 9 + 2 * i]
+                .into_iter()
+                .filter(|&k| mask[k] == 1.0)
+                .map(|k| data[k])
+                .collect();
+            assert_eq!(picked.len(), 1, "window {i}");
+            assert_eq!(picked[0].to_bits(), value.to_bits(), "window {i}");
+        }
     }
 
     /// The adjoint pairs: <A x, y> == <x, A* y>.
