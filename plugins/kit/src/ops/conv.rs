@@ -446,10 +446,7 @@ impl CustomOp2 for Conv2dGemm {
                 pad: g.pad,
                 ones_row: g.ones_row,
             })?;
-            let gy = grad
-                .narrow(0, n0, nc)?
-                .permute((1, 0, 2, 3))?
-                .contiguous()?
+            let gy = super::layout::swap_first_two(&grad.narrow(0, n0, nc)?)?
                 .reshape((cout, gc.cols()))?;
             // dW^T = cols x G^T: the gemm crate runs this layout 1.3-9x faster than
             // G x cols^T (long-K products with a transposed right operand pack slowly;

@@ -291,19 +291,19 @@ simd_kernel! {
             for ky in 0..p.kh {
                 for kx in 0..p.kw {
                     let (lo, hi) = p.cols(&d, kx);
-                    // Eight partial sums so the reduction vectorises (float addition is
-                    // not reassociated by the compiler on its own).
-                    let mut acc = [0f32; 8];
+                    // Sixteen partial sums (one AVX-512 register) so the reduction
+                    // vectorises: the compiler does not reassociate float additions.
+                    let mut acc = [0f32; 16];
                     for oy in 0..d.ho {
                         let Some(iy) = p.row(&d, oy, ky) else {
                             continue;
                         };
                         let xs = &xp[iy * d.w + lo + kx - p.pad..][..hi - lo];
                         let gs = &gp[oy * d.wo + lo..][..hi - lo];
-                        let mut xc = xs.chunks_exact(8);
-                        let mut gc = gs.chunks_exact(8);
+                        let mut xc = xs.chunks_exact(16);
+                        let mut gc = gs.chunks_exact(16);
                         for (a, b) in (&mut xc).zip(&mut gc) {
-                            for k in 0..8 {
+                            for k in 0..16 {
                                 acc[k] += a[k] * b[k];
                             }
                         }

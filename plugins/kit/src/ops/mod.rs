@@ -6,6 +6,7 @@ pub mod act;
 pub mod conv;
 mod cpu;
 mod direct_conv;
+pub mod layout;
 pub mod pool;
 
 /// Compiles a kernel once per x86-64 SIMD level (AVX-512, AVX2 with FMA, the baseline) and

@@ -140,13 +140,27 @@ simd_kernel! {
 }
 
 simd_kernel! {
-    /// Pooled gradients `g [h/2, w/2]` to `o [h, w]` (zeroed), each at its window's first
-    /// maximum in `p`.
+    /// Pooled gradients `g [h/2, w/2]` to `o [h, w]`, each at its window's first maximum
+    /// in `p` and zero elsewhere: every element written, by compare-selects that
+    /// vectorise (the first maximum as in [`argmax`]).
     fn route_plane(o: &mut [f32], p: &[f32], g: &[f32], w: usize) {
         let wo = w / 2;
         for (y, g) in g.chunks_exact(wo).enumerate() {
-            for (x, g) in g.iter().enumerate() {
-                o[offset(w, y, x, argmax(p, w, y, x))] = *g;
+            let (p0, p1) = (&p[2 * y * w..][..w], &p[(2 * y + 1) * w..][..w]);
+            let (o0, o1) = o[2 * y * w..][..2 * w].split_at_mut(w);
+            for (x, &g) in g.iter().enumerate() {
+                let v = [p0[2 * x], p0[2 * x + 1], p1[2 * x], p1[2 * x + 1]];
+                let (mut best, mut at) = (v[0], 0);
+                for (i, &v) in v.iter().enumerate().skip(1) {
+                    if v > best {
+                        best = v;
+                        at = i;
+                    }
+                }
+                o0[2 * x] = if at == 0 { g } else { 0.0 };
+                o0[2 * x + 1] = if at == 1 { g } else { 0.0 };
+                o1[2 * x] = if at == 2 { g } else { 0.0 };
+                o1[2 * x + 1] = if at == 3 { g } else { 0.0 };
             }
         }
     }
