@@ -195,18 +195,26 @@ impl CustomOp2 for DirectWeightGrad {
             .par_chunks_mut(taps)
             .enumerate()
             .for_each(|(pair, dw)| weight_grad_pair(dw, x, g, pair / d.cin, pair % d.cin, p, d));
+        // Bias gradients: each output channel's gradient summed over the batch, in parallel
+        // (serially this was a whole pass over the gradient on one core).
+        let plane = d.ho * d.wo;
+        let bias: Vec<f32> = if p.bias {
+            (0..cout)
+                .into_par_iter()
+                .map(|co| {
+                    (0..d.n)
+                        .map(|n| plane_sum(&g[(n * cout + co) * plane..][..plane]))
+                        .sum()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut out = Vec::with_capacity(cout * wcols);
         for co in 0..cout {
             out.extend_from_slice(&grads[co * d.cin * taps..(co + 1) * d.cin * taps]);
             if p.bias {
-                let sum: f32 = (0..d.n)
-                    .map(|n| {
-                        g[(n * cout + co) * d.ho * d.wo..][..d.ho * d.wo]
-                            .iter()
-                            .sum::<f32>()
-                    })
-                    .sum();
-                out.push(sum);
+                out.push(bias[co]);
             }
         }
         Ok((CpuStorage::F32(out), Shape::from((cout, wcols))))
@@ -271,6 +279,20 @@ simd_kernel! {
                 }
             }
         }
+    }
+}
+
+simd_kernel! {
+    /// Sum of a plane, in sixteen partial sums so that it vectorises.
+    fn plane_sum(x: &[f32]) -> f32 {
+        let mut acc = [0f32; 16];
+        let mut chunks = x.chunks_exact(16);
+        for c in &mut chunks {
+            for k in 0..16 {
+                acc[k] += c[k];
+            }
+        }
+        acc.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
     }
 }
 
