@@ -3,6 +3,7 @@
 
 pub mod decode;
 pub mod image_folder;
+pub mod options;
 pub mod prefetch;
 pub mod synth;
 
