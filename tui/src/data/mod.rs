@@ -1,11 +1,15 @@
 //! Datasets: finding images on disk, decoding them to f32 tensors, and feeding batches to
 //! the trainer from a background thread.
 
+pub mod csv_table;
 pub mod decode;
+pub mod dicom;
+pub mod idx;
 pub mod image_folder;
 pub mod options;
 pub mod prefetch;
 pub mod synth;
+pub mod transform;
 
 use std::path::PathBuf;
 
