@@ -88,12 +88,8 @@ pub fn write_run(root: &Path, run: &FixtureRun) -> Result<RunFolder, RunFsError>
             plugin: "conv-ae".into(),
             params: [("latent".to_string(), ron::Value::Number(32.into()))].into(),
             data: DataSpec {
-                kind: DataKind::ImageFolder,
-                root: "/data/synth".into(),
-                size: (32, 32),
-                channels: 1,
                 normal_class: Some("normal".into()),
-                val_fraction: 0.1,
+                ..DataSpec::new(DataKind::ImageFolder, "/data/synth".into(), (32, 32))
             },
             train: TrainSpec {
                 epochs: run.epochs,
@@ -193,6 +189,8 @@ pub fn write_run(root: &Path, run: &FixtureRun) -> Result<RunFolder, RunFsError>
         error: run.error.clone(),
         best,
         latest,
+        skipped: 0,
+        skipped_files: vec![],
     })?;
     Ok(folder)
 }

@@ -3,23 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
-
-use super::{DataError, Dataset, Sample};
+use super::csv_table::SplitName;
+use super::{DataError, Sample};
 
 pub const EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "tif", "tiff"];
 
-/// Indexes an ImageFolder tree. With `normal_class`, train and val keep that class only
-/// (one-class training) and test keeps every class. Without a `val` split, `val_fraction`
-/// of train is carved out, chosen by `seed`.
-pub fn open(
-    root: &Path,
-    normal_class: Option<&str>,
-    val_fraction: f64,
-    seed: u64,
-) -> Result<Dataset, DataError> {
+/// The classes and images of an ImageFolder tree. With `pooled`, the tree may be flat
+/// (`ROOT/<class>/*`, for `splits: Auto`) and split folders, if present, are pooled; else
+/// it must be `ROOT/{train,val,test}/<class>/*` and each sample carries its split.
+pub fn index(root: &Path, pooled: bool) -> Result<Indexed, DataError> {
     let layout = |path: &Path, message: String| DataError::Layout {
         path: path.to_path_buf(),
         message,
@@ -27,65 +19,53 @@ pub fn open(
     if !root.is_dir() {
         return Err(layout(root, "dataset root is not a folder".into()));
     }
-    let splits = ["train", "val", "test"].map(|s| root.join(s));
-    if !splits[0].is_dir() {
+    let names = [SplitName::Train, SplitName::Val, SplitName::Test];
+    let split_dirs = ["train", "val", "test"].map(|s| root.join(s));
+    let has_splits = split_dirs[0].is_dir();
+    if !has_splits && !pooled {
         return Err(layout(
             root,
-            "no train/ folder: expected ROOT/{train,val,test}/<class>/<images>".into(),
+            "no train/ folder: expected ROOT/{train,val,test}/<class>/<images> (or a flat \
+             ROOT/<class>/<images> with splits: Auto(val: 0.1, test: 0.2))"
+                .into(),
         ));
     }
+    let parents: Vec<(&Path, Option<SplitName>)> = if has_splits {
+        split_dirs
+            .iter()
+            .zip(names)
+            .map(|(d, n)| (d.as_path(), (!pooled).then_some(n)))
+            .collect()
+    } else {
+        vec![(root, None)]
+    };
     let mut classes: Vec<String> = Vec::new();
-    for split in &splits {
-        for class in subdirs(split)? {
+    for (dir, _) in &parents {
+        for class in subdirs(dir)? {
             if !classes.contains(&class) {
                 classes.push(class);
             }
         }
     }
     classes.sort();
-    let normal = match normal_class {
-        None => None,
-        Some(name) => Some(classes.iter().position(|c| c == name).ok_or_else(|| {
-            layout(
-                root,
-                format!("normal_class {name:?} is not among the classes found: {classes:?}"),
-            )
-        })? as u32),
-    };
-    let mut train = index_split(root, &splits[0], &classes)?;
-    let mut val = index_split(root, &splits[1], &classes)?;
-    let test = index_split(root, &splits[2], &classes)?;
-    let val_carved = val.is_empty() && val_fraction > 0.0;
-    if val_carved {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_0F7A1_u64);
-        train.shuffle(&mut rng);
-        let n_val = ((train.len() as f64 * val_fraction).round() as usize).min(train.len() - 1);
-        val = train.split_off(train.len() - n_val);
-        train.sort_by(|a, b| a.name.cmp(&b.name));
-        val.sort_by(|a, b| a.name.cmp(&b.name));
+    if classes.is_empty() {
+        return Err(layout(root, "no class folders found".into()));
     }
-    if let Some(n) = normal {
-        train.retain(|s| s.class == n);
-        val.retain(|s| s.class == n);
+    let mut samples = Vec::new();
+    for (dir, split) in parents {
+        for s in index_split(root, dir, &classes)? {
+            samples.push((s, split));
+        }
     }
-    if train.is_empty() {
-        return Err(layout(
-            &splits[0],
-            match normal_class {
-                Some(c) => format!("no training images of class {c:?}"),
-                None => "no training images".into(),
-            },
-        ));
-    }
-    Ok(Dataset {
-        root: root.to_path_buf(),
-        classes,
-        train,
-        val,
-        test,
-        normal,
-        val_carved,
-    })
+    Ok(Indexed { classes, samples })
+}
+
+/// What a layout indexer found: class names (sorted; labels index them) and samples with
+/// the split the layout put them in, if it has splits.
+#[derive(Debug, Clone, Default)]
+pub struct Indexed {
+    pub classes: Vec<String>,
+    pub samples: Vec<(Sample, Option<SplitName>)>,
 }
 
 /// Sorted sub-folder names; a missing folder has none.
@@ -110,7 +90,9 @@ fn subdirs(dir: &Path) -> Result<Vec<String>, DataError> {
     Ok(names)
 }
 
-/// Every image of one split, sorted by name so the order never depends on the filesystem.
+/// Every image under `split/<class>/`, sorted by name so the order never depends on the
+/// filesystem. A class folder without images is an error: it would silently train a
+/// classifier that can never predict that class.
 fn index_split(root: &Path, split: &Path, classes: &[String]) -> Result<Vec<Sample>, DataError> {
     let mut samples = Vec::new();
     for class in subdirs(split)? {
@@ -125,17 +107,23 @@ fn index_split(root: &Path, split: &Path, classes: &[String]) -> Result<Vec<Samp
             .map(|e| e.path())
             .filter(|p| p.is_file() && has_image_extension(p))
             .collect();
+        if paths.is_empty() {
+            return Err(DataError::Layout {
+                path: dir,
+                message: format!(
+                    "class folder {class:?} has no images (.{})",
+                    EXTENSIONS.join(", .")
+                ),
+            });
+        }
         paths.sort();
         samples.extend(paths.into_iter().map(|path| {
-            Sample {
-                name: path
-                    .strip_prefix(root)
-                    .unwrap_or(&path)
-                    .to_string_lossy()
-                    .into_owned(),
-                path,
-                class: label,
-            }
+            let name = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            Sample::file(path, name, label)
         }));
     }
     Ok(samples)
@@ -151,8 +139,8 @@ fn has_image_extension(path: &Path) -> bool {
 mod tests {
     use super::*;
 
-    fn touch_images(root: &Path, split: &str, class: &str, n: usize) {
-        let dir = root.join(split).join(class);
+    fn touch_images(root: &Path, dir: &str, n: usize) {
+        let dir = root.join(dir);
         std::fs::create_dir_all(&dir).unwrap();
         for i in 0..n {
             std::fs::write(dir.join(format!("{i:03}.png")), b"").unwrap();
@@ -161,36 +149,43 @@ mod tests {
     }
 
     #[test]
-    fn one_class_layout_with_carved_val() {
+    fn split_layout_tags_each_sample_with_its_split() {
         let dir = tempfile::tempdir().unwrap();
-        touch_images(dir.path(), "train", "normal", 20);
-        touch_images(dir.path(), "test", "normal", 3);
-        touch_images(dir.path(), "test", "anomalous", 4);
-        let ds = open(dir.path(), Some("normal"), 0.1, 0).unwrap();
-        assert_eq!(ds.classes, vec!["anomalous", "normal"]);
-        assert_eq!(ds.normal, Some(1));
-        assert!(ds.val_carved);
-        assert_eq!((ds.train.len(), ds.val.len(), ds.test.len()), (18, 2, 7));
-        assert!(ds.train.iter().all(|s| !ds.val.contains(s)), "no leakage");
-        assert!(ds.test.iter().any(|s| ds.is_anomalous(s.class)));
-        assert!(ds.train[0].name.starts_with("train/normal/"));
-        // Deterministic by seed.
-        let again = open(dir.path(), Some("normal"), 0.1, 0).unwrap();
-        assert_eq!(again.val, ds.val);
+        touch_images(dir.path(), "train/normal", 20);
+        touch_images(dir.path(), "test/normal", 3);
+        touch_images(dir.path(), "test/anomalous", 4);
+        let ix = index(dir.path(), false).unwrap();
+        assert_eq!(ix.classes, vec!["anomalous", "normal"]);
+        assert_eq!(ix.samples.len(), 27);
+        let train: Vec<_> = ix
+            .samples
+            .iter()
+            .filter(|(_, s)| *s == Some(SplitName::Train))
+            .collect();
+        assert_eq!(train.len(), 20);
+        assert!(train[0].0.name.starts_with("train/normal/"));
+        assert_eq!(train[0].0.class, 1);
     }
 
     #[test]
-    fn errors_name_what_is_wrong() {
+    fn flat_layout_needs_pooling_and_is_pooled() {
         let dir = tempfile::tempdir().unwrap();
-        let err = open(dir.path(), None, 0.1, 0).unwrap_err().to_string();
-        assert!(err.contains("no train/ folder"), "{err}");
-        touch_images(dir.path(), "train", "normal", 2);
-        let err = open(dir.path(), Some("healthy"), 0.1, 0)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("\"healthy\"") && err.contains("normal"),
-            "{err}"
-        );
+        touch_images(dir.path(), "benign", 3);
+        touch_images(dir.path(), "malignant", 2);
+        let err = index(dir.path(), false).unwrap_err().to_string();
+        assert!(err.contains("no train/ folder") && err.contains("Auto"), "{err}");
+        let ix = index(dir.path(), true).unwrap();
+        assert_eq!(ix.classes, vec!["benign", "malignant"]);
+        assert!(ix.samples.iter().all(|(_, s)| s.is_none()));
+        assert_eq!(ix.samples.len(), 5);
+    }
+
+    #[test]
+    fn an_empty_class_folder_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        touch_images(dir.path(), "train/normal", 2);
+        std::fs::create_dir_all(dir.path().join("train/rare")).unwrap();
+        let err = index(dir.path(), false).unwrap_err().to_string();
+        assert!(err.contains("rare") && err.contains("no images"), "{err}");
     }
 }

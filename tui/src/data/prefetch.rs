@@ -1,12 +1,15 @@
-//! A background thread that decodes and assembles batches ahead of the training step, so
-//! the step never waits on decoding. Decoded images are kept in memory up to a byte budget,
-//! so later epochs of a dataset that fits skip decoding altogether.
+//! A background thread that assembles batches ahead of the training step, decoding each
+//! batch's images in parallel (rayon's pool), so the step never waits on decoding. Shaped
+//! images are kept in memory up to a byte budget, so later epochs of a dataset that fits
+//! skip decoding altogether; augmentation and normalisation are applied per use.
 
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread::JoinHandle;
 
-use super::decode::{self, Shape};
+use rayon::prelude::*;
+
+use super::pipeline::Pipeline;
 use super::{DataError, Sample};
 
 /// Batches queued ahead of the consumer.
@@ -21,11 +24,15 @@ pub struct OwnedBatch {
     pub labels: Vec<u32>,
     /// Indices into the sample list, in batch order.
     pub indices: Vec<usize>,
+    /// Samples left out because they did not decode (`skip_bad`): (name, error).
+    pub skipped: Vec<(String, String)>,
 }
 
 struct Job {
     order: Vec<usize>,
     batch_size: usize,
+    /// The epoch, for training passes that augment.
+    augment_epoch: Option<u32>,
     out: SyncSender<Result<OwnedBatch, DataError>>,
 }
 
@@ -36,12 +43,12 @@ pub struct Prefetcher {
 }
 
 impl Prefetcher {
-    /// Starts the worker. `cache_bytes` bounds the memory kept for decoded images.
-    pub fn new(samples: Arc<Vec<Sample>>, shape: Shape, cache_bytes: usize) -> Prefetcher {
+    /// Starts the worker. `cache_bytes` bounds the memory kept for shaped images.
+    pub fn new(samples: Arc<Vec<Sample>>, pipeline: Arc<Pipeline>, cache_bytes: usize) -> Prefetcher {
         let (jobs, rx) = mpsc::channel::<Job>();
         let worker = std::thread::Builder::new()
             .name("prefetch".into())
-            .spawn(move || Worker::new(samples, shape, cache_bytes).serve(rx))
+            .spawn(move || Worker::new(samples, pipeline, cache_bytes).serve(rx))
             .expect("spawn prefetch thread");
         Prefetcher {
             jobs: Some(jobs),
@@ -50,17 +57,21 @@ impl Prefetcher {
     }
 
     /// Queues one pass over `order` (indices into the samples) in batches of
-    /// `batch_size`; the last batch may be smaller. Batches arrive on the receiver, in
-    /// order; an unreadable image ends the pass with its error.
+    /// `batch_size`; the last batch may be smaller. With `augment_epoch`, images are
+    /// augmented as the pipeline says, seeded by that epoch. Batches arrive on the
+    /// receiver, in order; an unreadable image ends the pass with its error unless the
+    /// pipeline skips bad images.
     pub fn pass(
         &self,
         order: Vec<usize>,
         batch_size: usize,
+        augment_epoch: Option<u32>,
     ) -> Receiver<Result<OwnedBatch, DataError>> {
         let (out, rx) = mpsc::sync_channel(DEPTH);
         let job = Job {
             order,
             batch_size: batch_size.max(1),
+            augment_epoch,
             out,
         };
         if let Some(jobs) = &self.jobs {
@@ -82,17 +93,17 @@ impl Drop for Prefetcher {
 
 struct Worker {
     samples: Arc<Vec<Sample>>,
-    shape: Shape,
-    cache: Vec<Option<Vec<f32>>>,
+    pipeline: Arc<Pipeline>,
+    cache: Vec<Option<Arc<Vec<f32>>>>,
     cache_left: usize,
 }
 
 impl Worker {
-    fn new(samples: Arc<Vec<Sample>>, shape: Shape, cache_bytes: usize) -> Worker {
+    fn new(samples: Arc<Vec<Sample>>, pipeline: Arc<Pipeline>, cache_bytes: usize) -> Worker {
         Worker {
             cache: vec![None; samples.len()],
             samples,
-            shape,
+            pipeline,
             cache_left: cache_bytes,
         }
     }
@@ -100,8 +111,11 @@ impl Worker {
     fn serve(mut self, jobs: Receiver<Job>) {
         for job in jobs {
             for chunk in job.order.chunks(job.batch_size) {
-                let batch = self.assemble(chunk);
+                let batch = self.assemble(chunk, job.augment_epoch);
                 let failed = batch.is_err();
+                if matches!(&batch, Ok(b) if b.indices.is_empty() && b.skipped.is_empty()) {
+                    continue;
+                }
                 // A dropped receiver means the consumer stopped early: abandon the pass.
                 if job.out.send(batch).is_err() || failed {
                     break;
@@ -110,35 +124,64 @@ impl Worker {
         }
     }
 
-    fn assemble(&mut self, indices: &[usize]) -> Result<OwnedBatch, DataError> {
-        let per = self.shape.len();
-        let mut images = Vec::with_capacity(per * indices.len());
-        let mut labels = Vec::with_capacity(indices.len());
-        for &i in indices {
-            match &self.cache[i] {
-                Some(values) => images.extend_from_slice(values),
-                None => {
-                    let values = decode::decode(&self.samples[i].path, self.shape)?;
-                    images.extend_from_slice(&values);
+    fn assemble(
+        &mut self,
+        indices: &[usize],
+        augment_epoch: Option<u32>,
+    ) -> Result<OwnedBatch, DataError> {
+        // Decode what the cache lacks, in parallel, keeping the batch order.
+        let pipeline = &self.pipeline;
+        let samples = &self.samples;
+        let decoded: Vec<(usize, Result<Vec<f32>, DataError>)> = indices
+            .par_iter()
+            .filter(|&&i| self.cache[i].is_none())
+            .map(|&i| (i, pipeline.shaped(&samples[i])))
+            .collect();
+        let mut fresh = std::collections::HashMap::new();
+        let mut skipped = Vec::new();
+        for (i, result) in decoded {
+            match result {
+                Ok(values) => {
+                    let values = Arc::new(values);
                     let bytes = values.len() * 4;
                     if bytes <= self.cache_left {
                         self.cache_left -= bytes;
-                        self.cache[i] = Some(values);
+                        self.cache[i] = Some(values.clone());
                     }
+                    fresh.insert(i, values);
                 }
+                Err(e) if pipeline.skip_bad => skipped.push((samples[i].name.clone(), e.to_string())),
+                Err(e) => return Err(e),
             }
-            labels.push(self.samples[i].class);
+        }
+        let kept: Vec<usize> = indices
+            .iter()
+            .copied()
+            .filter(|i| self.cache[*i].is_some() || fresh.contains_key(i))
+            .collect();
+        let shape = pipeline.shape();
+        let finished: Vec<Result<Vec<f32>, DataError>> = kept
+            .par_iter()
+            .map(|&i| {
+                let shaped = self.cache[i].as_ref().or_else(|| fresh.get(&i)).expect("kept");
+                pipeline.finish(shaped, augment_epoch.map(|e| (e, i)))
+            })
+            .collect();
+        let mut images = Vec::with_capacity(shape.len() * kept.len());
+        for values in finished {
+            images.extend_from_slice(&values?);
         }
         Ok(OwnedBatch {
             images,
             shape: [
-                indices.len(),
-                self.shape.channels as usize,
-                self.shape.height as usize,
-                self.shape.width as usize,
+                kept.len(),
+                shape.channels as usize,
+                shape.height as usize,
+                shape.width as usize,
             ],
-            labels,
-            indices: indices.to_vec(),
+            labels: kept.iter().map(|&i| samples[i].class).collect(),
+            indices: kept,
+            skipped,
         })
     }
 }
@@ -146,6 +189,18 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::Loader;
+    use crate::data::decode::Shape;
+
+    const SHAPE: Shape = Shape {
+        channels: 1,
+        height: 2,
+        width: 2,
+    };
+
+    fn plain(shape: Shape) -> Arc<Pipeline> {
+        Arc::new(Pipeline::plain(Loader::Files, shape))
+    }
 
     fn write_pngs(dir: &std::path::Path, n: usize) -> Vec<Sample> {
         (0..n)
@@ -154,11 +209,7 @@ mod tests {
                 image::GrayImage::from_pixel(2, 2, image::Luma([i as u8 * 10]))
                     .save(&path)
                     .unwrap();
-                Sample {
-                    name: format!("{i}.png"),
-                    path,
-                    class: (i % 2) as u32,
-                }
+                Sample::file(path, format!("{i}.png"), (i % 2) as u32)
             })
             .collect()
     }
@@ -172,10 +223,10 @@ mod tests {
             height: 2,
             width: 2,
         };
-        let pf = Prefetcher::new(samples, shape, 1 << 20);
+        let pf = Prefetcher::new(samples, plain(shape), 1 << 20);
         for _ in 0..2 {
             let batches: Vec<OwnedBatch> = pf
-                .pass(vec![4, 0, 2, 1, 3], 2)
+                .pass(vec![4, 0, 2, 1, 3], 2, None)
                 .iter()
                 .map(|b| b.unwrap())
                 .collect();
@@ -193,19 +244,28 @@ mod tests {
         let mut samples = write_pngs(dir.path(), 2);
         std::fs::write(&samples[1].path, b"nope").unwrap();
         samples[1].name = "1.png".into();
-        let pf = Prefetcher::new(
-            Arc::new(samples),
-            Shape {
-                channels: 1,
-                height: 2,
-                width: 2,
-            },
-            0,
-        );
-        let results: Vec<_> = pf.pass(vec![0, 1], 1).iter().collect();
+        let pf = Prefetcher::new(Arc::new(samples), plain(SHAPE), 0);
+        let results: Vec<_> = pf.pass(vec![0, 1], 1, None).iter().collect();
         assert_eq!(results.len(), 2);
         assert!(results[0].is_ok());
         let err = results[1].as_ref().unwrap_err().to_string();
         assert!(err.contains("1.png"), "{err}");
+    }
+
+    #[test]
+    fn skip_bad_leaves_broken_images_out_and_reports_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let samples = write_pngs(dir.path(), 3);
+        std::fs::write(&samples[1].path, b"nope").unwrap();
+        let pipeline = Pipeline {
+            skip_bad: true,
+            ..Pipeline::plain(Loader::Files, SHAPE)
+        };
+        let pf = Prefetcher::new(Arc::new(samples), Arc::new(pipeline), 1 << 20);
+        let batch = pf.pass(vec![0, 1, 2], 3, None).recv().unwrap().unwrap();
+        assert_eq!(batch.indices, vec![0, 2]);
+        assert_eq!(batch.shape, [2, 1, 2, 2]);
+        assert_eq!(batch.skipped.len(), 1);
+        assert_eq!(batch.skipped[0].0, "1.png");
     }
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::RunFsError;
+use crate::data::options::{Augment, Filter, GroupBy, Normalize, Resize, Splits, Window};
 
 /// What `gantry train` reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,19 +37,95 @@ fn default_device() -> String {
 #[serde(deny_unknown_fields)]
 pub struct DataSpec {
     pub kind: DataKind,
-    /// Root folder of the dataset.
+    /// Root folder of the dataset (IDX: the folder holding the four files; Csv: what
+    /// relative image paths are resolved against).
     pub root: PathBuf,
-    /// (height, width) every image is resized to.
+    /// (height, width) every image is brought to.
     pub size: (u32, u32),
     /// 1 (gray) or 3 (RGB); images are converted.
     #[serde(default = "default_channels")]
     pub channels: u32,
-    /// One-class training: train on this class only; other classes are anomalies.
+    /// One-class training: train and val keep this class only; test keeps every class,
+    /// this one as normal and the rest as anomalies.
     #[serde(default)]
     pub normal_class: Option<String>,
-    /// Fraction of train carved out as validation when the dataset has no `val` split.
+    /// Fraction of train carved out as validation when the layout has no val split.
     #[serde(default = "default_val_fraction")]
     pub val_fraction: f64,
+    /// `Given` (the layout's splits) or `Auto(val: 0.1, test: 0.2)`.
+    #[serde(default)]
+    pub splits: Splits,
+    /// Keeps each group (e.g. a patient) inside one split: `Regex("...")` over file names.
+    #[serde(default)]
+    pub group_by: Option<GroupBy>,
+    /// Csv: the table of images (relative to the config's folder or absolute). Dicom: an
+    /// optional table of labels (else labels are folder names).
+    #[serde(default)]
+    pub csv: Option<PathBuf>,
+    /// Csv: the column holding image paths.
+    #[serde(default = "default_path_column")]
+    pub path_column: String,
+    /// Csv: the column holding class labels.
+    #[serde(default = "default_label_column")]
+    pub label_column: String,
+    /// Csv: a column of train/val/test, for `splits: Given`.
+    #[serde(default)]
+    pub split_column: Option<String>,
+    /// Idx: names of labels 0, 1, ... (else "0", "1", ...).
+    #[serde(default)]
+    pub class_names: Option<Vec<String>>,
+    /// Dicom: the intensity window (`Auto`, `Brain`, `Subdural`, `Bone`,
+    /// `Custom(center: 40, width: 80)`).
+    #[serde(default)]
+    pub window: Window,
+    /// `Stretch` (default), `CenterCrop` or `Pad`.
+    #[serde(default)]
+    pub resize: Resize,
+    /// `Bilinear` (default), `Nearest`, `Bicubic` or `Lanczos3`.
+    #[serde(default)]
+    pub filter: Filter,
+    /// `Unit` ([0, 1], default) or `MeanStd(mean: [..], std: [..])`.
+    #[serde(default)]
+    pub normalize: Normalize,
+    /// Training-time augmentation: `augment: (hflip: true, rotate: 10, ...)`.
+    #[serde(default)]
+    pub augment: Augment,
+    /// Skip images that fail to decode (counted, listed in train.log and status.ron)
+    /// instead of failing the run.
+    #[serde(default)]
+    pub skip_bad: bool,
+    /// At most this many images per split, a seeded random subset (after splitting and
+    /// the one-class filter): quick experiments on a large dataset.
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+impl DataSpec {
+    /// A spec of `kind` with every optional field at its default.
+    pub fn new(kind: DataKind, root: PathBuf, size: (u32, u32)) -> DataSpec {
+        DataSpec {
+            kind,
+            root,
+            size,
+            channels: default_channels(),
+            normal_class: None,
+            val_fraction: default_val_fraction(),
+            splits: Splits::default(),
+            group_by: None,
+            csv: None,
+            path_column: default_path_column(),
+            label_column: default_label_column(),
+            split_column: None,
+            class_names: None,
+            window: Window::default(),
+            resize: Resize::default(),
+            filter: Filter::default(),
+            normalize: Normalize::default(),
+            augment: Augment::default(),
+            skip_bad: false,
+            limit: None,
+        }
+    }
 }
 
 fn default_channels() -> u32 {
@@ -59,12 +136,26 @@ fn default_val_fraction() -> f64 {
     0.1
 }
 
+fn default_path_column() -> String {
+    "path".into()
+}
+
+fn default_label_column() -> String {
+    "label".into()
+}
+
 /// Dataset layouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DataKind {
     /// `ROOT/{train,val,test}/<class>/*.{png,jpg,jpeg,tif,tiff}` (Keras
-    /// `flow_from_directory`).
+    /// `flow_from_directory`), or `ROOT/<class>/*` with `splits: Auto(..)`.
     ImageFolder,
+    /// A CSV of image paths and labels (ISIC style).
+    Csv,
+    /// MNIST-style IDX files, gzipped or not.
+    Idx,
+    /// A folder tree of DICOM files; labels from folder names or a CSV.
+    Dicom,
 }
 
 /// The training schedule.
@@ -132,6 +223,59 @@ impl RunSpec {
                 "data.val_fraction must be in [0, 1), not {}",
                 self.data.val_fraction
             ));
+        }
+        self.validate_data()?;
+        Ok(())
+    }
+
+    /// The data fields serde cannot check: split fractions, the group regex, fields that
+    /// belong to another kind, normalisation and augmentation ranges.
+    fn validate_data(&self) -> Result<(), String> {
+        let d = &self.data;
+        if let Splits::Auto { val, test } = d.splits {
+            let ok = |f: f64| (0.0..1.0).contains(&f);
+            if !ok(val) || !ok(test) || val + test >= 1.0 {
+                return Err(format!(
+                    "data.splits Auto(val: {val}, test: {test}): each must be in [0, 1) and \
+                     their sum below 1"
+                ));
+            }
+        }
+        if let Some(GroupBy::Regex(re)) = &d.group_by {
+            regex::Regex::new(re).map_err(|e| format!("data.group_by Regex({re:?}): {e}"))?;
+        }
+        if d.limit == Some(0) {
+            return Err("data.limit must be at least 1".into());
+        }
+        if d.kind == DataKind::Csv && d.csv.is_none() {
+            return Err("data.csv is required with kind: Csv (the table of images)".into());
+        }
+        if d.split_column.is_some() && d.kind != DataKind::Csv {
+            return Err("data.split_column applies to kind: Csv only".into());
+        }
+        if d.class_names.is_some() && d.kind != DataKind::Idx {
+            return Err("data.class_names applies to kind: Idx only".into());
+        }
+        if d.window != Window::Auto && d.kind != DataKind::Dicom {
+            return Err("data.window applies to kind: Dicom only".into());
+        }
+        if let Some((_, width)) = d.window.center_width()
+            && !(width >= 1.0)
+        {
+            return Err(format!("data.window width must be at least 1, not {width}"));
+        }
+        crate::data::transform::check_normalize(&d.normalize, d.channels)?;
+        let a = &d.augment;
+        for (name, v, max) in [
+            ("shift", a.shift, 0.5),
+            ("rotate", a.rotate, 180.0),
+            ("crop", a.crop, 1.0),
+            ("brightness", a.brightness, 1.0),
+            ("contrast", a.contrast, 1.0),
+        ] {
+            if !(0.0..=max).contains(&v) {
+                return Err(format!("data.augment.{name} must be in [0, {max}], not {v}"));
+            }
         }
         Ok(())
     }

@@ -68,7 +68,16 @@ pub struct Status {
     /// Other metrics' latest values, by tag.
     #[serde(default)]
     pub latest: Vec<(String, f64)>,
+    /// Images skipped because they did not decode (`data.skip_bad`): how many, and the
+    /// first [`SKIPPED_LISTED`] names with their errors (all are in train.log).
+    #[serde(default)]
+    pub skipped: u64,
+    #[serde(default)]
+    pub skipped_files: Vec<String>,
 }
+
+/// Skipped images named in status.ron, at most.
+pub const SKIPPED_LISTED: usize = 50;
 
 /// Seconds between heartbeats.
 pub const HEARTBEAT_SECS: f64 = 2.0;
@@ -147,6 +156,8 @@ mod tests {
             error: None,
             best: None,
             latest: vec![],
+            skipped: 0,
+            skipped_files: vec![],
         }
     }
 

@@ -23,15 +23,15 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use crate::data::decode::Shape;
+use crate::data::pipeline::Pipeline;
 use crate::data::prefetch::{OwnedBatch, Prefetcher};
-use crate::data::{Dataset, image_folder};
+use crate::data::{Dataset, source};
 use crate::metrics::auroc::auroc;
 use crate::plugins;
 use crate::runfs::scalars::{ScalarRow, ScalarWriter};
 use crate::runfs::scores::{self, ScoreRow};
 use crate::runfs::spec::{PluginRecord, RunRecord, RunSpec};
-use crate::runfs::status::{Best, State, Status, hostname};
+use crate::runfs::status::{Best, SKIPPED_LISTED, State, Status, hostname};
 use crate::runfs::{CheckpointInfo, RunFolder, samples, time};
 use sink::RunSink;
 use status_board::StatusBoard;
@@ -97,13 +97,7 @@ fn prepare(opts: &TrainOptions) -> Result<Prepared> {
             input.min_size
         );
     }
-    let root = resolve_relative(&opts.config, &spec.data.root);
-    let dataset = image_folder::open(
-        &root,
-        spec.data.normal_class.as_deref(),
-        spec.data.val_fraction,
-        spec.train.seed,
-    )?;
+    let dataset = open_dataset(&opts.config, &spec)?;
     let device = opts.device.clone().unwrap_or_else(|| spec.device.clone());
     Ok(Prepared {
         spec,
@@ -111,6 +105,14 @@ fn prepare(opts: &TrainOptions) -> Result<Prepared> {
         dataset,
         device,
     })
+}
+
+/// Opens the dataset of `spec`, with relative paths taken relative to the config file.
+pub fn open_dataset(config: &Path, spec: &RunSpec) -> Result<Dataset> {
+    let mut data = spec.data.clone();
+    data.root = resolve_relative(config, &data.root);
+    data.csv = data.csv.map(|csv| resolve_relative(config, &csv));
+    Ok(source::open(&data, spec.train.seed)?)
 }
 
 /// A relative dataset root is taken relative to the config file's folder, so a config
@@ -155,6 +157,8 @@ pub fn train(opts: &TrainOptions) -> Result<TrainOutcome> {
             error: None,
             best: None,
             latest: vec![],
+            skipped: 0,
+            skipped_files: vec![],
         },
     );
     tracing::info!(
@@ -246,6 +250,8 @@ struct Run<'a> {
     step: u64,
     best_val: Option<f64>,
     primary_score: Option<String>,
+    /// Names of images already reported as skipped.
+    skipped: std::collections::HashSet<String>,
 }
 
 /// Which split a pass evaluates.
@@ -280,13 +286,14 @@ impl<'a> Run<'a> {
         opts: &TrainOptions,
     ) -> Result<Run<'a>> {
         let (h, w) = p.spec.data.size;
-        let shape = Shape {
-            channels: p.spec.data.channels,
-            height: h,
-            width: w,
-        };
+        let pipeline = Arc::new(Pipeline::new(
+            &p.spec.data,
+            p.dataset.loader.clone(),
+            p.spec.train.seed,
+        ));
+        let shape = pipeline.shape();
         let loaders = [&p.dataset.train, &p.dataset.val, &p.dataset.test]
-            .map(|s| Prefetcher::new(Arc::new(s.clone()), shape, CACHE_BYTES));
+            .map(|s| Prefetcher::new(Arc::new(s.clone()), pipeline.clone(), CACHE_BYTES));
         let steps_per_epoch = p
             .dataset
             .train
@@ -323,6 +330,7 @@ impl<'a> Run<'a> {
             step: 0,
             best_val: None,
             primary_score: p.plugin.info().description.scores.first().cloned(),
+            skipped: Default::default(),
         })
     }
 
@@ -350,12 +358,37 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// Logs images a batch skipped (`data.skip_bad`) and counts them in status.ron. Each
+    /// is reported once: a skipped image is never cached, so it fails again every epoch.
+    fn note_skipped(&mut self, skipped: &[(String, String)]) {
+        let fresh: Vec<&(String, String)> = skipped
+            .iter()
+            .filter(|(name, _)| self.skipped.insert(name.clone()))
+            .collect();
+        if fresh.is_empty() {
+            return;
+        }
+        for (_, error) in &fresh {
+            tracing::warn!("skipped (data.skip_bad): {error}");
+        }
+        let names: Vec<String> = fresh.iter().map(|(n, _)| n.clone()).collect();
+        self.board.publish(|s| {
+            s.skipped += names.len() as u64;
+            for name in names {
+                if s.skipped_files.len() < SKIPPED_LISTED {
+                    s.skipped_files.push(name);
+                }
+            }
+        });
+    }
+
     /// One pass over the training split in a seeded order; `Ok(true)` if stopped.
     fn train_epoch(&mut self, epoch: u32) -> Result<bool> {
         let mut order: Vec<usize> = (0..self.p.dataset.train.len()).collect();
         let seed = self.p.spec.train.seed ^ (u64::from(epoch) << 32);
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-        let batches = self.loaders[0].pass(order, self.p.spec.train.batch_size as usize);
+        let batches =
+            self.loaders[0].pass(order, self.p.spec.train.batch_size as usize, Some(epoch));
         let started = Instant::now();
         let mut images = 0usize;
         for batch in batches {
@@ -364,6 +397,10 @@ impl<'a> Run<'a> {
                 return Ok(true);
             }
             let batch = batch?;
+            self.note_skipped(&batch.skipped);
+            if batch.indices.is_empty() {
+                continue;
+            }
             self.sink.clear();
             self.instance
                 .train_step(&view(&batch, false), &mut self.sink)
@@ -475,12 +512,16 @@ impl<'a> Run<'a> {
             Split::Test => self.p.dataset.test.len(),
         };
         let batches = self.loaders[split as usize]
-            .pass((0..n).collect(), self.p.spec.train.batch_size as usize);
+            .pass((0..n).collect(), self.p.spec.train.batch_size as usize, None);
         let mut sums: Vec<(String, f64, usize)> = Vec::new();
         let mut scores = Vec::with_capacity(n);
         let mut first = true;
         for batch in batches {
             let batch = batch?;
+            self.note_skipped(&batch.skipped);
+            if batch.indices.is_empty() {
+                continue;
+            }
             self.sink.clear();
             self.instance
                 .eval(&view(&batch, first), &mut self.sink)
