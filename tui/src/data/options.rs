@@ -26,9 +26,10 @@ pub enum GroupBy {
 }
 
 /// Named CT windows (Hounsfield units, center/width), as CQ500 work uses.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 pub enum Window {
     /// The file's own WindowCenter/WindowWidth, else its stored value range.
+    #[default]
     Auto,
     /// 40/80.
     Brain,
@@ -38,12 +39,6 @@ pub enum Window {
     Bone,
     /// Explicit center and width in rescaled units: `Custom(center: 40, width: 80)`.
     Custom { center: f64, width: f64 },
-}
-
-impl Default for Window {
-    fn default() -> Self {
-        Window::Auto
-    }
 }
 
 impl Window {

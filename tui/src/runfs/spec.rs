@@ -260,7 +260,7 @@ impl RunSpec {
             return Err("data.window applies to kind: Dicom only".into());
         }
         if let Some((_, width)) = d.window.center_width()
-            && !(width >= 1.0)
+            && (width.is_nan() || width < 1.0)
         {
             return Err(format!("data.window width must be at least 1, not {width}"));
         }
