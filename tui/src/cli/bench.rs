@@ -1,8 +1,11 @@
 //! `gantry bench train`: training (and evaluation) throughput of a plugin alone, on random
 //! data, after a warm-up; one line ending in `img/s`, so any twin (the PyTorch peer in
 //! `tests/peers/`) can be timed beside it.
+//!
+//! `gantry bench decode`: images per second of reading a PNG and shaping it for a batch,
+//! on a fixed set of generated files that `tests/peers/decode_pillow.py` times too.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
@@ -11,7 +14,10 @@ use gantry_plugin_api::host::{HostSink, Plugin};
 use gantry_plugin_api::{Batch, ImageRef, Level, Setup};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
+use crate::data::decode::{self, Shape};
+use crate::data::transform::{self, Shaping};
 use crate::plugins;
 
 /// What to measure.
@@ -145,4 +151,242 @@ pub fn run(b: &BenchTrain) -> Result<ExitCode> {
         secs * 1e3 / b.steps as f64,
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `gantry bench decode` measures.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchDecode {
+    /// Folder of the images: `gray/*.png` and `rgb/*.png`. A kind whose folder is missing
+    /// is generated there first (the same files for the same --n).
+    #[arg(long, default_value = "target/decode-bench")]
+    pub dir: PathBuf,
+    /// Images of each kind to generate.
+    #[arg(long, default_value_t = 200)]
+    pub n: usize,
+    /// Threads of the parallel rows (single-thread rows always run); default: every core.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Least time spent on each row, in seconds (whole passes over the files).
+    #[arg(long, default_value_t = 1.0)]
+    pub seconds: f64,
+}
+
+/// The two kinds of bench image: a gray scan and a BreakHis-sized RGB micrograph.
+const KINDS: [BenchKind; 2] = [
+    BenchKind {
+        name: "gray",
+        width: 256,
+        height: 256,
+        channels: 1,
+    },
+    BenchKind {
+        name: "rgb",
+        width: 700,
+        height: 460,
+        channels: 3,
+    },
+];
+
+/// Output sides each kind is shaped to: a small model's and ImageNet's.
+const SIDES: [u32; 2] = [64, 224];
+
+#[derive(Debug, Clone, Copy)]
+struct BenchKind {
+    name: &'static str,
+    width: u32,
+    height: u32,
+    channels: u32,
+}
+
+pub fn run_decode(b: &BenchDecode) -> Result<ExitCode> {
+    let threads = b
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .context("starting the decode threads")?;
+    let mut counts = vec![1];
+    if threads > 1 {
+        counts.push(threads);
+    }
+    println!(
+        "{:<28} {:>7} {:>10} {:>9}",
+        "case", "threads", "images/s", "mean"
+    );
+    for kind in KINDS {
+        let files = bench_files(&b.dir, kind, b.n, &pool)?;
+        for side in SIDES {
+            let shaping = Shaping::stretch(Shape {
+                channels: kind.channels,
+                height: side,
+                width: side,
+            });
+            let case = format!(
+                "{}-{}x{}-to-{}x{side}x{side}",
+                kind.name, kind.width, kind.height, kind.channels
+            );
+            for &t in &counts {
+                let (rate, mean) = time_case(&files, &shaping, t, &pool, b.seconds)?;
+                println!("{case:<28} {t:>7} {rate:>10.1} {mean:>9.6}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Images per second of read + shape over whole passes of `files` (after one warm-up
+/// pass, so the files are in the page cache as the Python peer's are), and the mean
+/// value of the shaped images, which the peer prints too: equal means mean the same work.
+fn time_case(
+    files: &[PathBuf],
+    shaping: &Shaping,
+    threads: usize,
+    pool: &rayon::ThreadPool,
+    seconds: f64,
+) -> Result<(f64, f64)> {
+    let shaped = |p: &PathBuf| -> Result<Vec<f32>> {
+        Ok(transform::shape_image(&decode::read(p)?, shaping))
+    };
+    // The mean comes from the warm-up pass; timed passes do what a loader does, no more.
+    let means = each_file(files, threads, pool, |p| {
+        let values = shaped(p)?;
+        Ok(values.iter().map(|&v| f64::from(v)).sum::<f64>() / values.len() as f64)
+    })?;
+    let (start, mut images) = (Instant::now(), 0);
+    while images == 0 || start.elapsed().as_secs_f64() < seconds {
+        each_file(files, threads, pool, |p| {
+            shaped(p).map(std::hint::black_box)
+        })?;
+        images += files.len();
+    }
+    let rate = images as f64 / start.elapsed().as_secs_f64();
+    Ok((rate, means.iter().sum::<f64>() / means.len() as f64))
+}
+
+/// `f` over every file, on this thread or on the pool's threads.
+fn each_file<T: Send>(
+    files: &[PathBuf],
+    threads: usize,
+    pool: &rayon::ThreadPool,
+    f: impl Fn(&PathBuf) -> Result<T> + Sync + Send,
+) -> Result<Vec<T>> {
+    if threads == 1 {
+        files.iter().map(f).collect()
+    } else {
+        pool.install(|| files.par_iter().map(f).collect())
+    }
+}
+
+/// The PNGs of one kind, sorted; generated first if their folder is missing.
+fn bench_files(
+    dir: &Path,
+    kind: BenchKind,
+    n: usize,
+    pool: &rayon::ThreadPool,
+) -> Result<Vec<PathBuf>> {
+    let folder = dir.join(kind.name);
+    if !folder.exists() {
+        eprintln!("writing {n} {} PNGs into {}", kind.name, folder.display());
+        // Into a side folder renamed at the end: an interrupted run leaves no half set.
+        let partial = dir.join(format!("{}.partial", kind.name));
+        let _ = std::fs::remove_dir_all(&partial);
+        std::fs::create_dir_all(&partial).with_context(|| partial.display().to_string())?;
+        pool.install(|| {
+            (0..n)
+                .into_par_iter()
+                .try_for_each(|i| write_bench_png(&partial, kind, i))
+        })?;
+        std::fs::rename(&partial, &folder).with_context(|| folder.display().to_string())?;
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)
+        .with_context(|| folder.display().to_string())?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    files.sort();
+    anyhow::ensure!(!files.is_empty(), "{}: no PNG files", folder.display());
+    Ok(files)
+}
+
+/// Image `i` of a kind, seeded by both, saved as libpng does by default (zlib level 6,
+/// adaptive filters) so neither decoder meets a stream tuned for it.
+fn write_bench_png(dir: &Path, kind: BenchKind, i: usize) -> Result<()> {
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    let seed = (kind.channels as u64) << 32 | i as u64;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (w, h) = (kind.width as usize, kind.height as usize);
+    let pixels = natural_pixels(w, h, kind.channels as usize, &mut rng);
+    let path = dir.join(format!("{i:05}.png"));
+    let file = std::fs::File::create(&path).with_context(|| path.display().to_string())?;
+    let encoder = PngEncoder::new_with_quality(
+        std::io::BufWriter::new(file),
+        CompressionType::Level(6),
+        FilterType::Adaptive,
+    );
+    let color = if kind.channels == 1 {
+        image::ExtendedColorType::L8
+    } else {
+        image::ExtendedColorType::Rgb8
+    };
+    image::ImageEncoder::write_image(encoder, &pixels, kind.width, kind.height, color)
+        .with_context(|| path.display().to_string())
+}
+
+/// Interleaved 8-bit pixels that compress like a scan or a micrograph, not like white
+/// noise (which no decoder meets and which only measures inflate): smooth structure at
+/// every scale plus a little grain. Color is a shared luminance field with slower chroma.
+fn natural_pixels(w: usize, h: usize, channels: usize, rng: &mut ChaCha8Rng) -> Vec<u8> {
+    let luma = smooth_field(w, h, 128.0, rng);
+    let chroma: Vec<Vec<f32>> = (1..channels)
+        .map(|_| smooth_field(w, h, 256.0, rng))
+        .collect();
+    let mut out = Vec::with_capacity(w * h * channels);
+    for i in 0..w * h {
+        for c in 0..channels {
+            let tint = match c {
+                0 if channels > 1 => 0.3 * chroma[0][i],
+                1 => -0.15 * chroma[0][i] + 0.2 * chroma[1][i],
+                2 => -0.3 * chroma[1][i],
+                _ => 0.0,
+            };
+            let grain = (rng.random::<f32>() - 0.5) * (4.0 / 255.0);
+            let v = 0.5 + 0.6 * (luma[i] + tint) + grain;
+            out.push((v.clamp(0.0, 1.0) * 255.0).round() as u8);
+        }
+    }
+    out
+}
+
+/// Value noise summed over octaves from `coarsest` pixels a cell down to 3, each octave's
+/// amplitude proportional to its cell size (the 1/f spectrum of natural images); about
+/// [-1, 1].
+fn smooth_field(w: usize, h: usize, coarsest: f32, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    let mut out = vec![0.0f32; w * h];
+    let mut cell = coarsest;
+    while cell >= 3.0 {
+        add_octave(&mut out, w, h, cell, cell / coarsest, rng);
+        cell /= 2.0;
+    }
+    out
+}
+
+/// Adds random values on a grid of `cell`-pixel squares, smoothly interpolated.
+fn add_octave(out: &mut [f32], w: usize, h: usize, cell: f32, amp: f32, rng: &mut ChaCha8Rng) {
+    let gw = (w as f32 / cell) as usize + 2;
+    let gh = (h as f32 / cell) as usize + 2;
+    let grid: Vec<f32> = (0..gw * gh).map(|_| rng.random::<f32>() - 0.5).collect();
+    let smooth = |t: f32| t * t * (3.0 - 2.0 * t);
+    for y in 0..h {
+        let fy = y as f32 / cell;
+        let (gy, ty) = (fy as usize, smooth(fy.fract()));
+        for x in 0..w {
+            let fx = x as f32 / cell;
+            let (gx, tx) = (fx as usize, smooth(fx.fract()));
+            let at = |dx: usize, dy: usize| grid[(gy + dy) * gw + gx + dx];
+            let top = at(0, 0) + (at(1, 0) - at(0, 0)) * tx;
+            let bottom = at(0, 1) + (at(1, 1) - at(0, 1)) * tx;
+            out[y * w + x] += amp * (top + (bottom - top) * ty);
+        }
+    }
 }

@@ -72,7 +72,10 @@ fn counts_table(ds: &Dataset) -> String {
         samples.iter().filter(|s| s.class as usize == class).count()
     };
     let width = ds.classes.iter().map(|c| c.len()).max().unwrap_or(5).max(5);
-    let mut out = format!("{:<width$} {:>8} {:>8} {:>8}\n", "class", "train", "val", "test");
+    let mut out = format!(
+        "{:<width$} {:>8} {:>8} {:>8}\n",
+        "class", "train", "val", "test"
+    );
     for (i, class) in ds.classes.iter().enumerate() {
         out += &format!(
             "{class:<width$} {:>8} {:>8} {:>8}\n",
@@ -105,9 +108,16 @@ fn stored_sizes(ds: &Dataset, samples: &[Sample]) -> String {
             Err(e) => errors.push(e.to_string()),
         }
     }
-    let mut parts: Vec<String> = kinds.into_iter().map(|(k, n)| format!("{k} x {n}")).collect();
+    let mut parts: Vec<String> = kinds
+        .into_iter()
+        .map(|(k, n)| format!("{k} x {n}"))
+        .collect();
     if !errors.is_empty() {
-        parts.push(format!("{} unreadable (first: {})", errors.len(), errors[0]));
+        parts.push(format!(
+            "{} unreadable (first: {})",
+            errors.len(),
+            errors[0]
+        ));
     }
     let probed = samples.len().min(SIZE_PROBES);
     format!(

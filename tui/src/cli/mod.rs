@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod inspect;
 mod listing;
 
 use std::path::PathBuf;
@@ -95,10 +96,17 @@ pub enum Command {
 pub enum BenchCommand {
     /// Training (or, with --eval, evaluation) throughput of a plugin on random data.
     Train(bench::BenchTrain),
+    /// Images per second of reading and shaping PNGs (gray 256x256, RGB 700x460).
+    Decode(bench::BenchDecode),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
+    /// Per-split class counts, stored image sizes and a leakage check of a config's data.
+    Inspect {
+        /// The run config (`data: (...)` is read; the plugin is not loaded).
+        config: PathBuf,
+    },
     /// Write a synthetic ImageFolder of grayscale "tissue" images.
     Synth {
         #[arg(long)]
@@ -207,6 +215,17 @@ pub fn run() -> Result<ExitCode> {
             }
         }
         Some(Command::Data {
+            command: DataCommand::Inspect { config },
+        }) => {
+            let (report, clean) = inspect::inspect(&config)?;
+            print!("{report}");
+            Ok(if clean {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Some(Command::Data {
             command:
                 DataCommand::Synth {
                     out,
@@ -264,6 +283,9 @@ pub fn run() -> Result<ExitCode> {
         Some(Command::Bench {
             command: BenchCommand::Train(b),
         }) => bench::run(&b),
+        Some(Command::Bench {
+            command: BenchCommand::Decode(b),
+        }) => bench::run_decode(&b),
         Some(Command::Demo {
             no_ui,
             runs,

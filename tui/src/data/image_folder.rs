@@ -173,7 +173,10 @@ mod tests {
         touch_images(dir.path(), "benign", 3);
         touch_images(dir.path(), "malignant", 2);
         let err = index(dir.path(), false).unwrap_err().to_string();
-        assert!(err.contains("no train/ folder") && err.contains("Auto"), "{err}");
+        assert!(
+            err.contains("no train/ folder") && err.contains("Auto"),
+            "{err}"
+        );
         let ix = index(dir.path(), true).unwrap();
         assert_eq!(ix.classes, vec!["benign", "malignant"]);
         assert!(ix.samples.iter().all(|(_, s)| s.is_none()));

@@ -44,7 +44,11 @@ pub struct Prefetcher {
 
 impl Prefetcher {
     /// Starts the worker. `cache_bytes` bounds the memory kept for shaped images.
-    pub fn new(samples: Arc<Vec<Sample>>, pipeline: Arc<Pipeline>, cache_bytes: usize) -> Prefetcher {
+    pub fn new(
+        samples: Arc<Vec<Sample>>,
+        pipeline: Arc<Pipeline>,
+        cache_bytes: usize,
+    ) -> Prefetcher {
         let (jobs, rx) = mpsc::channel::<Job>();
         let worker = std::thread::Builder::new()
             .name("prefetch".into())
@@ -150,7 +154,9 @@ impl Worker {
                     }
                     fresh.insert(i, values);
                 }
-                Err(e) if pipeline.skip_bad => skipped.push((samples[i].name.clone(), e.to_string())),
+                Err(e) if pipeline.skip_bad => {
+                    skipped.push((samples[i].name.clone(), e.to_string()))
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -163,7 +169,10 @@ impl Worker {
         let finished: Vec<Result<Vec<f32>, DataError>> = kept
             .par_iter()
             .map(|&i| {
-                let shaped = self.cache[i].as_ref().or_else(|| fresh.get(&i)).expect("kept");
+                let shaped = self.cache[i]
+                    .as_ref()
+                    .or_else(|| fresh.get(&i))
+                    .expect("kept");
                 pipeline.finish(shaped, augment_epoch.map(|e| (e, i)))
             })
             .collect();

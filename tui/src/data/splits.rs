@@ -67,12 +67,18 @@ pub fn assign(samples: Vec<Sample>, val: f64, test: f64, seed: u64) -> Assigned 
     // class -> group key -> samples (BTreeMaps: deterministic iteration).
     let mut groups: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
     for s in samples {
-        let key = s.group.clone().unwrap_or_else(|| format!("\u{0}{}", s.name));
+        let key = s
+            .group
+            .clone()
+            .unwrap_or_else(|| format!("\u{0}{}", s.name));
         groups.entry(key).or_default().push(s);
     }
     let mut by_class: BTreeMap<u32, Vec<Vec<Sample>>> = BTreeMap::new();
     for (_, members) in groups {
-        by_class.entry(majority_class(&members)).or_default().push(members);
+        by_class
+            .entry(majority_class(&members))
+            .or_default()
+            .push(members);
     }
     let mut out = Assigned::default();
     for (class, mut class_groups) in by_class {
@@ -213,11 +219,23 @@ mod tests {
         let count = |v: &[Sample], c| v.iter().filter(|s| s.class == c).count();
         assert_eq!((count(&a.test, 0), count(&a.test, 1)), (18, 2));
         assert_eq!((count(&a.val, 0), count(&a.val, 1)), (9, 1));
-        assert_eq!(a, assign(samples.clone(), 0.1, 0.2, 1), "same seed, same split");
+        assert_eq!(
+            a,
+            assign(samples.clone(), 0.1, 0.2, 1),
+            "same seed, same split"
+        );
         let mut shuffled = samples.clone();
         shuffled.reverse();
-        assert_eq!(a, assign(shuffled, 0.1, 0.2, 1), "input order does not matter");
-        assert_ne!(a.test, assign(samples, 0.1, 0.2, 2).test, "the seed matters");
+        assert_eq!(
+            a,
+            assign(shuffled, 0.1, 0.2, 1),
+            "input order does not matter"
+        );
+        assert_ne!(
+            a.test,
+            assign(samples, 0.1, 0.2, 2).test,
+            "the seed matters"
+        );
     }
 
     #[test]
@@ -228,7 +246,10 @@ mod tests {
             .label(&mut samples)
             .unwrap();
         let l = leakage(&samples[..1], &samples[1..2], &samples[2..]);
-        assert_eq!(l.groups, vec![("14-00000AB".to_string(), vec!["train", "val"])]);
+        assert_eq!(
+            l.groups,
+            vec![("14-00000AB".to_string(), vec!["train", "val"])]
+        );
         assert!(l.files.is_empty());
         let l = leakage(&samples[..1], &[], &samples[..1]);
         assert_eq!(l.files.len(), 1);
@@ -238,7 +259,10 @@ mod tests {
     fn a_name_the_regex_misses_is_an_error_naming_it() {
         let g = Grouper::new(r"patient(\d+)").unwrap();
         let err = g.key("train/x/scan7.png").unwrap_err();
-        assert!(err.contains("scan7.png") && err.contains("patient"), "{err}");
+        assert!(
+            err.contains("scan7.png") && err.contains("patient"),
+            "{err}"
+        );
         assert!(Grouper::new("(").unwrap_err().contains("data.group_by"));
     }
 }

@@ -274,7 +274,9 @@ impl RunSpec {
             ("contrast", a.contrast, 1.0),
         ] {
             if !(0.0..=max).contains(&v) {
-                return Err(format!("data.augment.{name} must be in [0, {max}], not {v}"));
+                return Err(format!(
+                    "data.augment.{name} must be in [0, {max}], not {v}"
+                ));
             }
         }
         Ok(())

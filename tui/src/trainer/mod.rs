@@ -511,8 +511,11 @@ impl<'a> Run<'a> {
             Split::Val => self.p.dataset.val.len(),
             Split::Test => self.p.dataset.test.len(),
         };
-        let batches = self.loaders[split as usize]
-            .pass((0..n).collect(), self.p.spec.train.batch_size as usize, None);
+        let batches = self.loaders[split as usize].pass(
+            (0..n).collect(),
+            self.p.spec.train.batch_size as usize,
+            None,
+        );
         let mut sums: Vec<(String, f64, usize)> = Vec::new();
         let mut scores = Vec::with_capacity(n);
         let mut first = true;
