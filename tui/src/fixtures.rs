@@ -191,6 +191,7 @@ pub fn write_run(root: &Path, run: &FixtureRun) -> Result<RunFolder, RunFsError>
         latest,
         skipped: 0,
         skipped_files: vec![],
+        data_wait: 0.0,
     })?;
     Ok(folder)
 }

@@ -74,6 +74,9 @@ pub struct Status {
     pub skipped: u64,
     #[serde(default)]
     pub skipped_files: Vec<String>,
+    /// Fraction of the last epoch's training time spent waiting for the next batch.
+    #[serde(default)]
+    pub data_wait: f64,
 }
 
 /// Skipped images named in status.ron, at most.
@@ -158,6 +161,7 @@ mod tests {
             latest: vec![],
             skipped: 0,
             skipped_files: vec![],
+            data_wait: 0.0,
         }
     }
 

@@ -14,7 +14,7 @@ mod status_board;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use gantry_plugin_api::host::{Plugin, PluginInstance};
@@ -159,6 +159,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainOutcome> {
             latest: vec![],
             skipped: 0,
             skipped_files: vec![],
+            data_wait: 0.0,
         },
     );
     tracing::info!(
@@ -391,7 +392,13 @@ impl<'a> Run<'a> {
             self.loaders[0].pass(order, self.p.spec.train.batch_size as usize, Some(epoch));
         let started = Instant::now();
         let mut images = 0usize;
-        for batch in batches {
+        // Time blocked on the prefetcher: the data pipeline's cost to training.
+        let mut waited = Duration::ZERO;
+        let mut batches = batches.into_iter();
+        loop {
+            let wait = Instant::now();
+            let Some(batch) = batches.next() else { break };
+            waited += wait.elapsed();
             if self.stop.load(Ordering::Relaxed) {
                 tracing::info!("stop requested: ending after step {}", self.step);
                 return Ok(true);
@@ -419,11 +426,15 @@ impl<'a> Run<'a> {
                 s.images_per_sec = rate;
             });
         }
+        let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+        let wait_fraction = waited.as_secs_f64() / elapsed;
         tracing::info!(
-            "epoch {epoch}: trained {images} images in {:.1}s ({:.1} img/s)",
-            started.elapsed().as_secs_f64(),
-            images as f64 / started.elapsed().as_secs_f64().max(1e-9)
+            "epoch {epoch}: trained {images} images in {elapsed:.1}s ({:.1} img/s), \
+             waiting on data {:.1}% of the time",
+            images as f64 / elapsed,
+            100.0 * wait_fraction
         );
+        self.board.update(|s| s.data_wait = wait_fraction);
         Ok(false)
     }
 
