@@ -10,6 +10,7 @@ pub mod options;
 pub mod pipeline;
 pub mod prefetch;
 pub mod source;
+pub mod spill;
 pub mod splits;
 pub mod synth;
 pub mod transform;

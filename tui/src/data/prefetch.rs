@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use rayon::prelude::*;
 
 use super::pipeline::Pipeline;
+use super::spill::Spill;
 use super::{DataError, Sample};
 
 /// Batches queued ahead of the consumer.
@@ -43,16 +44,18 @@ pub struct Prefetcher {
 }
 
 impl Prefetcher {
-    /// Starts the worker. `cache_bytes` bounds the memory kept for shaped images.
+    /// Starts the worker. `cache_bytes` bounds the memory kept for shaped images; what
+    /// does not fit goes to `spill`, a cache file, if given.
     pub fn new(
         samples: Arc<Vec<Sample>>,
         pipeline: Arc<Pipeline>,
         cache_bytes: usize,
+        spill: Option<Spill>,
     ) -> Prefetcher {
         let (jobs, rx) = mpsc::channel::<Job>();
         let worker = std::thread::Builder::new()
             .name("prefetch".into())
-            .spawn(move || Worker::new(samples, pipeline, cache_bytes).serve(rx))
+            .spawn(move || Worker::new(samples, pipeline, cache_bytes, spill).serve(rx))
             .expect("spawn prefetch thread");
         Prefetcher {
             jobs: Some(jobs),
@@ -100,15 +103,42 @@ struct Worker {
     pipeline: Arc<Pipeline>,
     cache: Vec<Option<Arc<Vec<f32>>>>,
     cache_left: usize,
+    spill: Option<Spill>,
 }
 
 impl Worker {
-    fn new(samples: Arc<Vec<Sample>>, pipeline: Arc<Pipeline>, cache_bytes: usize) -> Worker {
+    fn new(
+        samples: Arc<Vec<Sample>>,
+        pipeline: Arc<Pipeline>,
+        cache_bytes: usize,
+        spill: Option<Spill>,
+    ) -> Worker {
         Worker {
             cache: vec![None; samples.len()],
             samples,
             pipeline,
             cache_left: cache_bytes,
+            spill,
+        }
+    }
+
+    /// Whether `i` is cached in memory or in the spill file.
+    fn cached(&self, i: usize) -> bool {
+        self.cache[i].is_some() || self.spill.as_ref().is_some_and(|s| s.contains(i))
+    }
+
+    /// Keeps freshly shaped values: in memory while the budget lasts, else in the spill
+    /// file (a failed write is logged; the image is simply decoded again next time).
+    fn keep(&mut self, i: usize, values: &Arc<Vec<f32>>) {
+        let bytes = values.len() * 4;
+        if bytes <= self.cache_left {
+            self.cache_left -= bytes;
+            self.cache[i] = Some(values.clone());
+        } else if let Some(spill) = &mut self.spill
+            && let Err(e) = spill.put(i, values)
+        {
+            tracing::warn!("{}: cache write failed: {e}", spill.path().display());
+            self.spill = None;
         }
     }
 
@@ -134,24 +164,27 @@ impl Worker {
         augment_epoch: Option<u32>,
     ) -> Result<OwnedBatch, DataError> {
         // Decode what the cache lacks, in parallel, keeping the batch order.
-        let pipeline = &self.pipeline;
-        let samples = &self.samples;
+        let pipeline = self.pipeline.clone();
+        let samples = self.samples.clone();
         let decoded: Vec<(usize, Result<Vec<f32>, DataError>)> = indices
             .par_iter()
-            .filter(|&&i| self.cache[i].is_none())
+            .filter(|&&i| !self.cached(i))
             .map(|&i| (i, pipeline.shaped(&samples[i])))
             .collect();
         let mut fresh = std::collections::HashMap::new();
+        for &i in indices {
+            if self.cache[i].is_none()
+                && let Some(values) = self.spill.as_ref().and_then(|s| s.get(i))
+            {
+                fresh.insert(i, Arc::new(values));
+            }
+        }
         let mut skipped = Vec::new();
         for (i, result) in decoded {
             match result {
                 Ok(values) => {
                     let values = Arc::new(values);
-                    let bytes = values.len() * 4;
-                    if bytes <= self.cache_left {
-                        self.cache_left -= bytes;
-                        self.cache[i] = Some(values.clone());
-                    }
+                    self.keep(i, &values);
                     fresh.insert(i, values);
                 }
                 Err(e) if pipeline.skip_bad => {
@@ -232,7 +265,7 @@ mod tests {
             height: 2,
             width: 2,
         };
-        let pf = Prefetcher::new(samples, plain(shape), 1 << 20);
+        let pf = Prefetcher::new(samples, plain(shape), 1 << 20, None);
         for _ in 0..2 {
             let batches: Vec<OwnedBatch> = pf
                 .pass(vec![4, 0, 2, 1, 3], 2, None)
@@ -253,7 +286,7 @@ mod tests {
         let mut samples = write_pngs(dir.path(), 2);
         std::fs::write(&samples[1].path, b"nope").unwrap();
         samples[1].name = "1.png".into();
-        let pf = Prefetcher::new(Arc::new(samples), plain(SHAPE), 0);
+        let pf = Prefetcher::new(Arc::new(samples), plain(SHAPE), 0, None);
         let results: Vec<_> = pf.pass(vec![0, 1], 1, None).iter().collect();
         assert_eq!(results.len(), 2);
         assert!(results[0].is_ok());
@@ -270,11 +303,43 @@ mod tests {
             skip_bad: true,
             ..Pipeline::plain(Loader::Files, SHAPE)
         };
-        let pf = Prefetcher::new(Arc::new(samples), Arc::new(pipeline), 1 << 20);
+        let pf = Prefetcher::new(Arc::new(samples), Arc::new(pipeline), 1 << 20, None);
         let batch = pf.pass(vec![0, 1, 2], 3, None).recv().unwrap().unwrap();
         assert_eq!(batch.indices, vec![0, 2]);
         assert_eq!(batch.shape, [2, 1, 2, 2]);
         assert_eq!(batch.skipped.len(), 1);
         assert_eq!(batch.skipped[0].0, "1.png");
+    }
+
+    #[test]
+    fn images_past_the_memory_budget_are_served_from_the_spill_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let samples = write_pngs(dir.path(), 4);
+        let paths: Vec<_> = samples.iter().map(|s| s.path.clone()).collect();
+        // Room in memory for one image of 16 bytes; the other three spill.
+        let spill = Spill::create(&dir.path().join("cache"), "train.f32", 4, 4).unwrap();
+        let spill_path = spill.path().to_path_buf();
+        let pf = Prefetcher::new(Arc::new(samples), plain(SHAPE), 16, Some(spill));
+        let first: Vec<OwnedBatch> = pf
+            .pass(vec![0, 1, 2, 3], 4, None)
+            .iter()
+            .map(|b| b.unwrap())
+            .collect();
+        assert_eq!(std::fs::metadata(&spill_path).unwrap().len(), 4 * 16);
+        // With the files gone, a second pass can only come from the caches.
+        for p in paths {
+            std::fs::remove_file(p).unwrap();
+        }
+        let second: Vec<OwnedBatch> = pf
+            .pass(vec![0, 1, 2, 3], 4, None)
+            .iter()
+            .map(|b| b.unwrap())
+            .collect();
+        assert_eq!(first, second);
+        drop(pf);
+        assert!(
+            !spill_path.exists(),
+            "the spill file is removed with its prefetcher"
+        );
     }
 }

@@ -25,6 +25,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::data::pipeline::Pipeline;
 use crate::data::prefetch::{OwnedBatch, Prefetcher};
+use crate::data::spill::Spill;
 use crate::data::{Dataset, source};
 use crate::metrics::auroc::auroc;
 use crate::plugins;
@@ -36,7 +37,7 @@ use crate::runfs::{CheckpointInfo, RunFolder, samples, time};
 use sink::RunSink;
 use status_board::StatusBoard;
 
-/// Decoded images kept in memory per split, at most.
+/// Shaped images kept in memory per split, at most; the rest go to a cache file.
 const CACHE_BYTES: usize = 1 << 30;
 
 /// How `gantry train` was asked to run.
@@ -293,8 +294,36 @@ impl<'a> Run<'a> {
             p.spec.train.seed,
         ));
         let shape = pipeline.shape();
-        let loaders = [&p.dataset.train, &p.dataset.val, &p.dataset.test]
-            .map(|s| Prefetcher::new(Arc::new(s.clone()), pipeline.clone(), CACHE_BYTES));
+        // Shaped images past the memory budget go to a file in the run root's cache folder.
+        let cache_dir = opts.runs.join(".cache");
+        let per_image = shape.len();
+        let spill = |split: &str, n: usize| {
+            let name = format!("{}-{split}.f32", folder.id());
+            match Spill::create(&cache_dir, &name, n, per_image) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!("no disk cache for {split} (decoding every epoch): {e}");
+                    None
+                }
+            }
+        };
+        let splits = [
+            ("train", &p.dataset.train),
+            ("val", &p.dataset.val),
+            ("test", &p.dataset.test),
+        ];
+        let loaders = splits.map(|(name, samples)| {
+            // Only a split that can outgrow the budget needs a spill file.
+            let spill = (samples.len() * per_image * 4 > CACHE_BYTES)
+                .then(|| spill(name, samples.len()))
+                .flatten();
+            Prefetcher::new(
+                Arc::new(samples.clone()),
+                pipeline.clone(),
+                CACHE_BYTES,
+                spill,
+            )
+        });
         let steps_per_epoch = p
             .dataset
             .train
