@@ -13,6 +13,7 @@
 //! | `train.log` | append | the runner's log |
 
 pub mod atomic;
+pub mod confusion;
 pub mod csv;
 pub mod samples;
 pub mod scalars;
@@ -137,6 +138,43 @@ impl RunFolder {
     }
     pub fn scores_file(&self, epoch: u32) -> PathBuf {
         self.scores_dir().join(format!("epoch-{epoch:04}.csv"))
+    }
+    pub fn confusion_dir(&self) -> PathBuf {
+        self.dir.join("confusion")
+    }
+    pub fn confusion_file(&self, epoch: u32, split: &str) -> PathBuf {
+        self.confusion_dir()
+            .join(format!("epoch-{epoch:04}-{split}.csv"))
+    }
+    /// The newest confusion matrix file: the latest epoch, test before val.
+    pub fn latest_confusion_file(&self) -> Option<PathBuf> {
+        let entries = std::fs::read_dir(self.confusion_dir()).ok()?;
+        entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter_map(|p| {
+                let name = p.file_stem()?.to_str()?.to_string();
+                let rest = name.strip_prefix("epoch-")?;
+                let (epoch, split) = rest.split_once('-')?;
+                let rank = match split {
+                    "test" => 1,
+                    "val" => 0,
+                    _ => return None,
+                };
+                Some(((epoch.parse::<u32>().ok()?, rank), p))
+            })
+            .max_by_key(|(key, _)| *key)
+            .map(|(_, p)| p)
+    }
+    /// Writes a classifier's confusion matrix for one split at one evaluation.
+    pub fn write_confusion(
+        &self,
+        epoch: u32,
+        split: &str,
+        classes: &[String],
+        counts: &[Vec<usize>],
+    ) -> Result<(), RunFsError> {
+        confusion::write(&self.confusion_file(epoch, split), classes, counts)
     }
     pub fn sample_file(&self, epoch: u32, name: &str) -> PathBuf {
         let safe: String = name

@@ -27,7 +27,8 @@ use crate::data::pipeline::Pipeline;
 use crate::data::prefetch::{OwnedBatch, Prefetcher};
 use crate::data::spill::Spill;
 use crate::data::{Dataset, source};
-use crate::metrics::auroc::auroc;
+use crate::metrics::classification::{ClassificationReport, classification_report};
+use crate::metrics::ranking::{AnomalyReport, anomaly_report};
 use crate::plugins;
 use crate::runfs::scalars::{ScalarRow, ScalarWriter};
 use crate::runfs::scores::{self, ScoreRow};
@@ -278,6 +279,9 @@ struct EvalResult {
     means: Vec<(String, f64)>,
     /// Primary score per sample, with the sample's index.
     scores: Vec<(usize, f64)>,
+    /// Class probabilities per sample (scores `p/0` .. `p/{K-1}`), with the sample's index,
+    /// when the plugin emits one per class.
+    class_probs: Vec<(usize, Vec<f64>)>,
 }
 
 impl<'a> Run<'a> {
@@ -498,15 +502,33 @@ impl<'a> Run<'a> {
                     score,
                 });
             }
+            let mut derived: Vec<(String, f64)> = Vec::new();
             if matches!(split, Split::Test) && ds.normal.is_some() {
                 let (values, positive): (Vec<f64>, Vec<bool>) = result
                     .scores
                     .iter()
                     .map(|&(i, s)| (s, ds.is_anomalous(samples[i].class)))
                     .unzip();
-                if let Some(area) = auroc(&values, &positive) {
-                    self.push(epoch, "test/auroc".into(), area)?;
-                    latest.push(("test/auroc".into(), area));
+                if let Some(r) = anomaly_report(&values, &positive) {
+                    derived.extend(anomaly_scalars(&r));
+                }
+            }
+            if !result.class_probs.is_empty() {
+                let (probs, labels): (Vec<Vec<f64>>, Vec<u32>) = result
+                    .class_probs
+                    .iter()
+                    .map(|(i, p)| (p.clone(), samples[*i].class))
+                    .unzip();
+                let report = classification_report(&probs, &labels, ds.classes.len());
+                derived.extend(classification_scalars(&report, &ds.classes));
+                self.folder
+                    .write_confusion(epoch, split.name(), &ds.classes, &report.confusion)?;
+            }
+            for (name, value) in derived {
+                let tag = format!("{}/{name}", split.name());
+                self.push(epoch, tag.clone(), value)?;
+                if !name.contains('/') {
+                    latest.push((tag, value));
                 }
             }
         }
@@ -558,6 +580,8 @@ impl<'a> Run<'a> {
         );
         let mut sums: Vec<(String, f64, usize)> = Vec::new();
         let mut scores = Vec::with_capacity(n);
+        let mut class_probs: Vec<(usize, Vec<f64>)> = Vec::new();
+        let classes = self.p.dataset.classes.len();
         let mut first = true;
         for batch in batches {
             let batch = batch?;
@@ -600,6 +624,11 @@ impl<'a> Run<'a> {
                         .map(|(&i, &v)| (i, v as f64)),
                 );
             }
+            if let Some(per_class) = class_columns(&self.sink.scores, classes, size) {
+                for (row, &i) in batch.indices.iter().enumerate() {
+                    class_probs.push((i, per_class.iter().map(|c| c[row] as f64).collect()));
+                }
+            }
             for image in &self.sink.images {
                 let name = format!("{}-{}", split.name(), image.name);
                 samples::write_grid(
@@ -617,6 +646,7 @@ impl<'a> Run<'a> {
                 .map(|(name, sum, count)| (name, sum / count.max(1) as f64))
                 .collect(),
             scores,
+            class_probs,
         })
     }
 
@@ -645,4 +675,57 @@ fn view(batch: &OwnedBatch, want_images: bool) -> Batch<'_> {
         labels: &batch.labels,
         want_images,
     }
+}
+
+/// The per-class probability columns `p/0` .. `p/{K-1}`, when a plugin emitted all of them
+/// with one value per image.
+fn class_columns(
+    scores: &[(String, Vec<f32>)],
+    classes: usize,
+    size: usize,
+) -> Option<Vec<&[f32]>> {
+    if classes < 2 {
+        return None;
+    }
+    (0..classes)
+        .map(|k| {
+            let name = format!("p/{k}");
+            scores
+                .iter()
+                .find(|(n, v)| *n == name && v.len() == size)
+                .map(|(_, v)| v.as_slice())
+        })
+        .collect()
+}
+
+/// Scalars of an anomaly score's ranking on the test split (prefixed with the split).
+fn anomaly_scalars(r: &AnomalyReport) -> Vec<(String, f64)> {
+    vec![
+        ("auroc".into(), r.auroc),
+        ("auprc".into(), r.auprc),
+        ("best_f1".into(), r.best_f1.f1),
+        ("best_f1/threshold".into(), r.best_f1.threshold),
+        ("best_f1/precision".into(), r.best_f1.precision),
+        ("best_f1/recall".into(), r.best_f1.recall),
+        ("youden/threshold".into(), r.youden.threshold),
+        ("youden/tpr".into(), r.youden.recall),
+        ("youden/fpr".into(), r.youden.fpr),
+    ]
+}
+
+/// Scalars of a classification report: headline numbers, then per class.
+fn classification_scalars(r: &ClassificationReport, classes: &[String]) -> Vec<(String, f64)> {
+    let mut out = vec![
+        ("accuracy".to_string(), r.accuracy),
+        ("macro_f1".to_string(), r.macro_f1),
+    ];
+    if let Some(a) = r.macro_auroc_ovr {
+        out.push(("auroc_ovr".into(), a));
+    }
+    for (k, class) in classes.iter().enumerate() {
+        out.push((format!("precision/{class}"), r.precision[k]));
+        out.push((format!("recall/{class}"), r.recall[k]));
+        out.push((format!("f1/{class}"), r.f1[k]));
+    }
+    out
 }

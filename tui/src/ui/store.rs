@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 
+use crate::runfs::confusion::{self, Confusion};
 use crate::runfs::scalars::ScalarTail;
 use crate::runfs::spec::RunRecord;
 use crate::runfs::status::{Liveness, Status};
@@ -50,6 +51,8 @@ pub struct RunData {
     pub series: BTreeMap<String, Series>,
     pub score_epochs: Vec<u32>,
     pub samples: Vec<SampleFile>,
+    /// A classifier's newest confusion matrix: (file name, matrix).
+    pub confusion: Option<(String, Confusion)>,
     pub log: VecDeque<String>,
     scalar_tail: ScalarTail,
     log_tail: LineTail,
@@ -65,6 +68,7 @@ impl RunData {
             series: BTreeMap::new(),
             score_epochs: Vec::new(),
             samples: Vec::new(),
+            confusion: None,
             log: VecDeque::new(),
             scalar_tail: ScalarTail::new(),
             log_tail: LineTail::new(),
@@ -173,6 +177,18 @@ impl RunData {
         let samples = self.folder.sample_files();
         changed |= samples != self.samples;
         self.samples = samples;
+        if let Some(path) = self.folder.latest_confusion_file() {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            if name.as_deref() != self.confusion.as_ref().map(|c| c.0.as_str()) {
+                match confusion::read(&path) {
+                    Ok(c) => {
+                        self.confusion = name.map(|n| (n, c));
+                        changed = true;
+                    }
+                    Err(e) => errors.push(e.to_string()),
+                }
+            }
+        }
         changed |= errors != self.errors;
         self.errors = errors;
         changed

@@ -226,3 +226,34 @@ fn help_lists_every_key() {
     key(&mut app, &store, KeyCode::Char('x'));
     assert!(!app.help, "any key closes help");
 }
+
+#[test]
+fn metrics_view_shows_a_classifier_confusion_matrix() {
+    let root = root("confusion");
+    let run = root.join("ae-finished");
+    crate::runfs::confusion::write(
+        &run.join("confusion/epoch-0003-test.csv"),
+        &["benign".into(), "malignant".into(), "normal".into()],
+        &[vec![40, 3, 1], vec![5, 30, 0], vec![2, 0, 19]],
+    )
+    .unwrap();
+    let store = store(&root);
+    let mut app = app();
+    select(&mut app, &root, "ae-finished");
+    app.view = View::Metrics;
+    let screen = render(&mut app, &store, 100, 30);
+    assert!(
+        screen.contains("confusion epoch-0003-test: rows true class, columns predicted"),
+        "{screen}"
+    );
+    let malignant = screen
+        .lines()
+        .find(|l| l.trim_start_matches(['"', '│']).starts_with("malignant"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    let counts: Vec<&str> = malignant
+        .trim_matches(['"', '│'])
+        .split_whitespace()
+        .collect();
+    assert_eq!(counts, vec!["malignant", "5", "30", "0"]);
+    insta::assert_snapshot!("metrics_confusion", screen);
+}

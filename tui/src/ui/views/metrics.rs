@@ -5,21 +5,24 @@
 use std::collections::BTreeMap;
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Span;
 use ratatui::widgets::{Cell, Row, Table};
 
 use super::{fmt_value, lower_is_better};
+use crate::runfs::confusion::Confusion;
 use crate::text::escape_controls;
 use crate::ui::app::App;
 use crate::ui::store::RunData;
 
-/// Evaluated tags of a run, in name order.
+/// Evaluated headline tags of a run (`split/name`), in name order. Breakdowns such as
+/// `test/recall/<class>` or `test/best_f1/threshold` stay in scalars.csv and the Losses
+/// view: as columns they would push the headline numbers off the screen.
 fn eval_tags(run: &RunData) -> Vec<&str> {
     run.series
         .keys()
         .map(String::as_str)
-        .filter(|t| !t.starts_with("train/"))
+        .filter(|t| !t.starts_with("train/") && t.matches('/').count() == 1)
         .collect()
 }
 
@@ -43,6 +46,16 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, runs: &[&RunData]) {
     if tags.is_empty() {
         return super::placeholder(frame, area, app, "no evaluations yet");
     }
+    let area = match &run.confusion {
+        Some((name, confusion)) => {
+            let rows = confusion.classes.len() as u16 + 3;
+            let [table, matrix] =
+                Layout::vertical([Constraint::Min(3), Constraint::Length(rows)]).areas(area);
+            render_confusion(frame, matrix, app, name, confusion);
+            table
+        }
+        None => area,
+    };
     // epoch -> (step, tag -> value)
     let mut table: BTreeMap<u32, (u64, BTreeMap<&str, f64>)> = BTreeMap::new();
     for tag in &tags {
@@ -146,5 +159,48 @@ fn render_compare(frame: &mut Frame, area: Rect, app: &App, runs: &[&RunData]) {
             .header(Row::new(header).style(app.theme.title))
             .column_spacing(2),
         area,
+    );
+}
+
+/// A classifier's confusion matrix (rows: true class, columns: predicted), the diagonal
+/// highlighted, titled with the file it came from.
+fn render_confusion(frame: &mut Frame, area: Rect, app: &App, name: &str, c: &Confusion) {
+    let [title, table] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+    let text = format!(
+        "confusion {}: rows true class, columns predicted",
+        escape_controls(name.trim_end_matches(".csv"))
+    );
+    frame.render_widget(Span::styled(text, app.theme.title), title);
+    let mut header = vec![Cell::from("")];
+    header.extend(c.classes.iter().map(|k| Cell::from(escape_controls(k))));
+    let rows: Vec<Row> = c
+        .classes
+        .iter()
+        .zip(&c.counts)
+        .enumerate()
+        .map(|(i, (class, counts))| {
+            let mut cells = vec![Cell::from(escape_controls(class))];
+            cells.extend(counts.iter().enumerate().map(|(j, n)| {
+                if i == j {
+                    Cell::from(Span::styled(n.to_string(), app.theme.best))
+                } else {
+                    Cell::from(n.to_string())
+                }
+            }));
+            Row::new(cells)
+        })
+        .collect();
+    let first = c.classes.iter().map(|k| k.len()).max().unwrap_or(5).max(10) as u16;
+    let mut widths = vec![Constraint::Length(first)];
+    widths.extend(
+        c.classes
+            .iter()
+            .map(|k| Constraint::Length(k.len().max(6) as u16)),
+    );
+    frame.render_widget(
+        Table::new(rows, widths)
+            .header(Row::new(header).style(app.theme.title))
+            .column_spacing(2),
+        table,
     );
 }
