@@ -1,17 +1,20 @@
 //! The score histogram: per-image anomaly scores of one evaluation, normal against
 //! anomalous, as ASCII bars (two colours and two glyphs, so it reads without colour),
-//! with the threshold a rule picks, its precision/recall/F1, and the AUROC.
+//! with the threshold a rule picks, its precision/recall/F1, and the AUROC; on a wide
+//! terminal the ROC curve beside it.
 
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::symbols::Marker;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, Paragraph};
 
 use super::fmt_value;
 use crate::metrics::auroc::auroc;
 use crate::metrics::histogram::ScoreHistogram;
+use crate::metrics::ranking::roc_curve;
 use crate::metrics::threshold::{self, ThresholdRule};
 use crate::runfs::scores::ScoreRow;
 use crate::ui::app::App;
@@ -113,6 +116,18 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, run: &RunData) {
         return;
     }
     frame.render_widget(op_line, Rect::new(area.x, area.y + 1, area.width, 1));
+    let body = Rect::new(area.x, area.y + 2, area.width, area.height - 2);
+    // The ROC curve beside the histogram when there is room: braille cells are 2x4 dots,
+    // so a square plot is about twice as wide as high.
+    let area = if body.width >= 90 {
+        let roc_width = (body.height * 2 + 10).min(body.width / 3);
+        let [hist_area, roc_area] =
+            Layout::horizontal([Constraint::Min(40), Constraint::Length(roc_width)]).areas(body);
+        render_roc(frame, roc_area, app, &scores, &anomalous);
+        Rect::new(hist_area.x, area.y, hist_area.width, area.height)
+    } else {
+        area
+    };
     let plot = Rect::new(area.x, area.y + 2, area.width, area.height - 3);
     let cells_per_bin = if app.scores.side_by_side { 2 } else { 1 };
     let bins = ((plot.width as usize) / cells_per_bin).clamp(1, 120);
@@ -138,6 +153,42 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, run: &RunData) {
         Line::styled(axis, app.theme.dim),
         Rect::new(area.x, area.bottom() - 1, area.width, 1),
     );
+}
+
+/// The ROC curve (true against false positive rate) in braille, over the chance diagonal.
+fn render_roc(frame: &mut Frame, area: Rect, app: &App, scores: &[f64], anomalous: &[bool]) {
+    let Some(curve) = roc_curve(scores, anomalous) else {
+        return;
+    };
+    let diagonal = [(0.0, 0.0), (1.0, 1.0)];
+    let chart = Chart::new(vec![
+        Dataset::default()
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(app.theme.dim)
+            .data(&diagonal),
+        Dataset::default()
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(app.theme.best)
+            .data(&curve),
+    ])
+    .block(Block::bordered().title(Span::styled(" ROC ", app.theme.title)))
+    .x_axis(
+        Axis::default()
+            .title("FPR")
+            .bounds([0.0, 1.0])
+            .labels(["0", "1"])
+            .style(app.theme.dim),
+    )
+    .y_axis(
+        Axis::default()
+            .title("TPR")
+            .bounds([0.0, 1.0])
+            .labels(["0", "1"])
+            .style(app.theme.dim),
+    );
+    frame.render_widget(chart, area);
 }
 
 /// Bars bottom-up; each bin is one cell (overlaid) or two (normal left, anomalous right).
