@@ -94,3 +94,38 @@ fn vae_trains_with_defaults_and_reports_anomaly_metrics() {
         );
     }
 }
+
+#[test]
+fn classifier_trains_and_the_runner_reports_classification_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synth(&data, "classify");
+    let run = train(
+        dir.path(),
+        &format!(
+            r#"(plugin: "classifier", data: (kind: ImageFolder, root: {data:?}, size: (32, 32)),
+               train: (epochs: 10, batch_size: 32, lr: 0.003, seed: 1), device: "cpu")"#
+        ),
+    );
+    let rows = scalars(&run);
+    let accuracy = last(&rows, "test/accuracy");
+    assert!(accuracy > 0.75, "test accuracy {accuracy}");
+    for tag in [
+        "test/macro_f1",
+        "test/auroc_ovr",
+        "val/accuracy",
+        "test/recall/normal",
+    ] {
+        let v = last(&rows, tag);
+        assert!((0.0..=1.0).contains(&v), "{tag} {v}");
+    }
+    let confusion = std::fs::read_to_string(run.join("confusion/epoch-0010-test.csv")).unwrap();
+    let mut lines = confusion.lines();
+    assert_eq!(lines.next(), Some("true\\pred,anomalous,normal"));
+    let total: usize = lines
+        .flat_map(|l| l.split(',').skip(1).map(|n| n.parse::<usize>().unwrap()))
+        .sum();
+    assert!(total > 0, "{confusion}");
+    let samples = std::fs::read_dir(run.join("samples")).unwrap().count();
+    assert!(samples > 0, "saliency grids written");
+}
