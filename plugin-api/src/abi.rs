@@ -22,7 +22,7 @@ pub const GANTRY_MAGIC: u64 = u64::from_le_bytes(*b"GANTRYPL");
 /// Incompatible changes bump this, and rename [`ENTRY_SYMBOL`].
 pub const ABI_MAJOR: u32 = 1;
 /// Compatible, append-only additions bump this.
-pub const ABI_MINOR: u32 = 0;
+pub const ABI_MINOR: u32 = 1;
 /// The one symbol the host looks up. Its name carries the major version.
 pub const ENTRY_SYMBOL: &str = "gantry_plugin_entry_v1";
 /// Prefix of the entry symbol of every major version, used to tell a user which major
@@ -201,6 +201,16 @@ pub struct HostCallbacks {
     pub set_error: unsafe extern "C" fn(ctx: *mut c_void, text: StrView),
     /// Non-zero when the host asks the plugin to stop long work early (SIGTERM).
     pub should_stop: unsafe extern "C" fn(ctx: *mut c_void) -> u8,
+    /// Since ABI 1.1: per-sample vectors (latent codes), row-major `rows x cols`, one row
+    /// per image in batch order. A plugin calls it only when `size` covers this field
+    /// (a 1.0 host's struct ends before it); [`crate::Context::vectors`] does the check.
+    pub emit_vectors: unsafe extern "C" fn(
+        ctx: *mut c_void,
+        name: StrView,
+        values: *const f32,
+        rows: usize,
+        cols: usize,
+    ),
 }
 
 /// Opaque model instance, created by `create` and freed exactly once by `destroy`.

@@ -140,6 +140,8 @@ pub trait HostSink {
     fn should_stop(&mut self) -> bool {
         false
     }
+    /// Per-sample vectors (ABI 1.1): `rows x cols`, row-major. Ignored unless overridden.
+    fn vectors(&mut self, _name: &str, _values: &[f32], _rows: usize, _cols: usize) {}
 }
 
 /// Facts from a plugin's header and description.
@@ -472,6 +474,7 @@ fn with_callbacks(
         log: cb_log,
         set_error: cb_set_error,
         should_stop: cb_should_stop,
+        emit_vectors: cb_vectors,
     };
     let status = call(&host);
     CallOutcome {
@@ -518,6 +521,33 @@ unsafe extern "C" fn cb_scores(ctx: *mut c_void, name: StrView, values: *const f
                 std::slice::from_raw_parts(values, len)
             };
             s.sink.scores(&name.to_str_lossy(), values);
+        })
+    }
+}
+
+unsafe extern "C" fn cb_vectors(
+    ctx: *mut c_void,
+    name: StrView,
+    values: *const f32,
+    rows: usize,
+    cols: usize,
+) {
+    // SAFETY: ctx per `on_state`; the plugin guarantees `rows * cols` readable values.
+    unsafe {
+        on_state(ctx, |s| {
+            let Some(len) = rows.checked_mul(cols) else {
+                s.error = Some(format!(
+                    "emit_vectors({}): size overflows",
+                    name.to_str_lossy()
+                ));
+                return;
+            };
+            let values = if values.is_null() || len == 0 {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts(values, len)
+            };
+            s.sink.vectors(&name.to_str_lossy(), values, rows, cols);
         })
     }
 }

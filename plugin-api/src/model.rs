@@ -210,6 +210,29 @@ impl<'a> Context<'a> {
         }
     }
 
+    /// Reports per-sample vectors (latent codes): `values` holds one row of `cols` values
+    /// per image, in batch order. Returns false, sending nothing, when the host predates
+    /// ABI 1.1 (its callbacks end before `emit_vectors`) or `values` is not whole rows.
+    pub fn vectors(&mut self, name: &str, values: &[f32], cols: usize) -> bool {
+        let needed =
+            std::mem::offset_of!(HostCallbacks, emit_vectors) + std::mem::size_of::<usize>();
+        if (self.host.size as usize) < needed || cols == 0 || !values.len().is_multiple_of(cols) {
+            return false;
+        }
+        // SAFETY: `size` says the host's struct includes `emit_vectors`, so the field is
+        // initialised; otherwise as in `scalar`; `values` outlives the callback.
+        unsafe {
+            (self.host.emit_vectors)(
+                self.host.ctx,
+                StrView::new(name),
+                values.as_ptr(),
+                values.len() / cols,
+                cols,
+            )
+        }
+        true
+    }
+
     /// Reports an image batch to be tiled into a grid.
     pub fn image(&mut self, name: &str, image: ImageRef<'_>) {
         let view = TensorView {
@@ -283,4 +306,71 @@ pub trait Model: Sized + 'static {
 
     /// Restores what `save` wrote.
     fn load(&mut self, dir: &Path, ctx: &mut Context<'_>) -> PluginResult<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::c_void;
+
+    use super::*;
+
+    /// What the fake host saw: (rows, cols, first value).
+    #[derive(Default)]
+    struct Seen(Option<(usize, usize, f32)>);
+
+    unsafe extern "C" fn scalar(_: *mut c_void, _: StrView, _: f64) {}
+    unsafe extern "C" fn scores(_: *mut c_void, _: StrView, _: *const f32, _: usize) {}
+    unsafe extern "C" fn image(_: *mut c_void, _: StrView, _: TensorView, _: u32) {}
+    unsafe extern "C" fn info(_: *mut c_void, _: StrView, _: StrView) {}
+    unsafe extern "C" fn log(_: *mut c_void, _: u32, _: StrView) {}
+    unsafe extern "C" fn set_error(_: *mut c_void, _: StrView) {}
+    unsafe extern "C" fn should_stop(_: *mut c_void) -> u8 {
+        0
+    }
+    unsafe extern "C" fn vectors(
+        ctx: *mut c_void,
+        _: StrView,
+        v: *const f32,
+        rows: usize,
+        cols: usize,
+    ) {
+        // SAFETY: the test passes a live `Seen` as ctx and at least one value.
+        unsafe { (*(ctx as *mut Seen)).0 = Some((rows, cols, *v)) }
+    }
+
+    fn callbacks(seen: &mut Seen, size: usize) -> HostCallbacks {
+        HostCallbacks {
+            size: size as u32,
+            ctx: seen as *mut Seen as *mut c_void,
+            emit_scalar: scalar,
+            emit_scores: scores,
+            emit_image: image,
+            emit_info: info,
+            log,
+            set_error,
+            should_stop,
+            emit_vectors: vectors,
+        }
+    }
+
+    #[test]
+    fn vectors_reach_a_1_1_host_and_are_withheld_from_a_1_0_host() {
+        let data = [0.5f32, 1.0, 2.0, 3.0, 4.0, 5.0];
+        let mut seen = Seen::default();
+        let host = callbacks(&mut seen, std::mem::size_of::<HostCallbacks>());
+        assert!(Context::new(&host).vectors("latent", &data, 3));
+        assert_eq!(seen.0, Some((2, 3, 0.5)));
+
+        // A 1.0 host's struct ends where `emit_vectors` begins.
+        let mut seen = Seen::default();
+        let old = callbacks(&mut seen, std::mem::offset_of!(HostCallbacks, emit_vectors));
+        assert!(!Context::new(&old).vectors("latent", &data, 3));
+        assert_eq!(seen.0, None);
+
+        // Not whole rows: refused.
+        let mut seen = Seen::default();
+        let host = callbacks(&mut seen, std::mem::size_of::<HostCallbacks>());
+        assert!(!Context::new(&host).vectors("latent", &data, 4));
+        assert_eq!(seen.0, None);
+    }
 }

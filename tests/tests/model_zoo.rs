@@ -87,6 +87,10 @@ fn vae_trains_with_defaults_and_reports_anomaly_metrics() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
+    // Latent codes (ABI 1.1 `emit_vectors`) projected to 2-D for the Embedding view.
+    let emb = std::fs::read_to_string(run.join("embeddings/epoch-0002-test.csv")).unwrap();
+    assert_eq!(emb.lines().next(), Some("sample,label,pc1,pc2"));
+    assert_eq!(emb.lines().count(), 1 + 80, "one point per test image");
     for kind in ["reconstruction", "prior", "traversal"] {
         assert!(
             samples.iter().any(|s| s.contains(kind)),

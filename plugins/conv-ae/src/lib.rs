@@ -162,21 +162,32 @@ impl ConvAeNet {
     }
 }
 
-impl Module for ConvAeNet {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let n = x.dim(0)?;
+impl ConvAeNet {
+    /// The bottleneck code `[N, latent]` of a batch.
+    pub fn encode(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();
         for conv in &self.encoder {
             h = ops::pool::max_pool2x2(&conv.forward_leaky(&h, self.slope())?)?;
         }
-        let z = self.down.forward(&h.flatten_from(1)?)?;
+        self.down.forward(&h.flatten_from(1)?)
+    }
+
+    /// The reconstruction of codes `[N, latent]`.
+    pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
+        let n = z.dim(0)?;
         let (c, bh, bw) = self.bottom;
-        let mut h = self.up.forward(&z)?.reshape((n, c, bh, bw))?;
+        let mut h = self.up.forward(z)?.reshape((n, c, bh, bw))?;
         for conv in &self.decoder {
             h = conv.forward_leaky(&ops::pool::upsample2x(&h)?, self.slope())?;
         }
         let out = self.output.forward(&ops::pool::upsample2x(&h)?)?;
         candle_nn::ops::sigmoid(&out)
+    }
+}
+
+impl Module for ConvAeNet {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.decode(&self.encode(x)?)
     }
 }
 
@@ -275,7 +286,11 @@ impl Model for ConvAe {
 
     fn eval(&mut self, batch: &Batch<'_>, ctx: &mut Context<'_>) -> PluginResult<()> {
         let x = batch::images(batch, &self.device)?;
-        let recon = self.net.forward(&x)?.detach();
+        let z = self.net.encode(&x)?.detach();
+        let recon = self.net.decode(&z)?.detach();
+        // Latent codes for the host's embedding view (ignored by a host before ABI 1.1).
+        let latent = z.dim(1)?;
+        ctx.vectors("latent", &batch::to_vec(&z)?, latent);
         let loss = loss::mean(self.loss, &recon, &x)?;
         ctx.scalar("loss", loss.to_scalar::<f32>()? as f64);
         let mse = loss::per_image(Reconstruction::Mse, &recon, &x)?;

@@ -605,6 +605,8 @@ impl Model for Vae {
         ctx.scalar("loss", out.loss);
         ctx.scores("mse", &out.mse);
         ctx.scores("elbo", &out.elbo);
+        // Posterior means for the host's embedding view (ignored before ABI 1.1).
+        ctx.vectors("latent", &batch::to_vec(&out.mu)?, self.net.latent);
         if batch.want_images {
             self.emit_images(&x, &out, ctx)?;
         }

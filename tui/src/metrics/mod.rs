@@ -4,5 +4,6 @@ pub mod auroc;
 pub mod classification;
 pub mod histogram;
 pub mod image_quality;
+pub mod pca;
 pub mod ranking;
 pub mod threshold;

@@ -15,6 +15,7 @@
 pub mod atomic;
 pub mod confusion;
 pub mod csv;
+pub mod embedding;
 pub mod samples;
 pub mod scalars;
 pub mod scores;
@@ -146,25 +147,18 @@ impl RunFolder {
         self.confusion_dir()
             .join(format!("epoch-{epoch:04}-{split}.csv"))
     }
+    pub fn embedding_file(&self, epoch: u32, split: &str) -> PathBuf {
+        self.dir
+            .join("embeddings")
+            .join(format!("epoch-{epoch:04}-{split}.csv"))
+    }
+    /// The newest embedding file: the latest epoch, test before val.
+    pub fn latest_embedding_file(&self) -> Option<PathBuf> {
+        latest_split_file(&self.dir.join("embeddings"))
+    }
     /// The newest confusion matrix file: the latest epoch, test before val.
     pub fn latest_confusion_file(&self) -> Option<PathBuf> {
-        let entries = std::fs::read_dir(self.confusion_dir()).ok()?;
-        entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter_map(|p| {
-                let name = p.file_stem()?.to_str()?.to_string();
-                let rest = name.strip_prefix("epoch-")?;
-                let (epoch, split) = rest.split_once('-')?;
-                let rank = match split {
-                    "test" => 1,
-                    "val" => 0,
-                    _ => return None,
-                };
-                Some(((epoch.parse::<u32>().ok()?, rank), p))
-            })
-            .max_by_key(|(key, _)| *key)
-            .map(|(_, p)| p)
+        latest_split_file(&self.confusion_dir())
     }
     /// Writes a classifier's confusion matrix for one split at one evaluation.
     pub fn write_confusion(
@@ -334,4 +328,25 @@ pub fn list_runs(root: &Path) -> Result<Vec<RunListing>, RunFsError> {
         .collect();
     runs.sort_by_key(|r| r.folder.id());
     Ok(runs)
+}
+
+/// In a folder of `epoch-NNNN-{val,test}.csv` files, the latest epoch's, test before val.
+fn latest_split_file(dir: &Path) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter_map(|p| {
+            let name = p.file_stem()?.to_str()?.to_string();
+            let rest = name.strip_prefix("epoch-")?;
+            let (epoch, split) = rest.split_once('-')?;
+            let rank = match split {
+                "test" => 1,
+                "val" => 0,
+                _ => return None,
+            };
+            Some(((epoch.parse::<u32>().ok()?, rank), p))
+        })
+        .max_by_key(|(key, _)| *key)
+        .map(|(_, p)| p)
 }

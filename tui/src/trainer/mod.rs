@@ -28,13 +28,14 @@ use crate::data::prefetch::{OwnedBatch, Prefetcher};
 use crate::data::spill::Spill;
 use crate::data::{Dataset, source};
 use crate::metrics::classification::{ClassificationReport, classification_report};
+use crate::metrics::pca;
 use crate::metrics::ranking::{AnomalyReport, anomaly_report};
 use crate::plugins;
 use crate::runfs::scalars::{ScalarRow, ScalarWriter};
 use crate::runfs::scores::{self, ScoreRow};
 use crate::runfs::spec::{PluginRecord, RunRecord, RunSpec};
 use crate::runfs::status::{Best, SKIPPED_LISTED, State, Status, hostname};
-use crate::runfs::{CheckpointInfo, RunFolder, samples, time};
+use crate::runfs::{CheckpointInfo, RunFolder, embedding, samples, time};
 use sink::RunSink;
 use status_board::StatusBoard;
 
@@ -282,6 +283,8 @@ struct EvalResult {
     /// Class probabilities per sample (scores `p/0` .. `p/{K-1}`), with the sample's index,
     /// when the plugin emits one per class.
     class_probs: Vec<(usize, Vec<f64>)>,
+    /// The per-sample `latent` vectors (ABI 1.1 `emit_vectors`), with the sample's index.
+    latents: Vec<(usize, Vec<f32>)>,
 }
 
 impl<'a> Run<'a> {
@@ -524,6 +527,26 @@ impl<'a> Run<'a> {
                 self.folder
                     .write_confusion(epoch, split.name(), &ds.classes, &report.confusion)?;
             }
+            if let Some(xy) = pca::project2(
+                &result
+                    .latents
+                    .iter()
+                    .map(|(_, v)| v.clone())
+                    .collect::<Vec<_>>(),
+            ) {
+                let points: Vec<embedding::Point> = result
+                    .latents
+                    .iter()
+                    .zip(xy)
+                    .map(|((i, _), (x, y))| embedding::Point {
+                        sample: samples[*i].name.clone(),
+                        label: ds.classes[samples[*i].class as usize].clone(),
+                        x,
+                        y,
+                    })
+                    .collect();
+                embedding::write(&self.folder.embedding_file(epoch, split.name()), &points)?;
+            }
             for (name, value) in derived {
                 let tag = format!("{}/{name}", split.name());
                 self.push(epoch, tag.clone(), value)?;
@@ -581,6 +604,7 @@ impl<'a> Run<'a> {
         let mut sums: Vec<(String, f64, usize)> = Vec::new();
         let mut scores = Vec::with_capacity(n);
         let mut class_probs: Vec<(usize, Vec<f64>)> = Vec::new();
+        let mut latents: Vec<(usize, Vec<f32>)> = Vec::new();
         let classes = self.p.dataset.classes.len();
         let mut first = true;
         for batch in batches {
@@ -624,6 +648,14 @@ impl<'a> Run<'a> {
                         .map(|(&i, &v)| (i, v as f64)),
                 );
             }
+            if let Some((_, values, cols)) = self.sink.vectors.iter().find(|v| v.0 == "latent")
+                && *cols > 0
+                && values.len() == size * cols
+            {
+                for (row, &i) in batch.indices.iter().enumerate() {
+                    latents.push((i, values[row * cols..(row + 1) * cols].to_vec()));
+                }
+            }
             if let Some(per_class) = class_columns(&self.sink.scores, classes, size) {
                 for (row, &i) in batch.indices.iter().enumerate() {
                     class_probs.push((i, per_class.iter().map(|c| c[row] as f64).collect()));
@@ -647,6 +679,7 @@ impl<'a> Run<'a> {
                 .collect(),
             scores,
             class_probs,
+            latents,
         })
     }
 

@@ -22,6 +22,8 @@ pub struct RunSink {
     /// Per-sample values by name, in emission order.
     pub scores: Vec<(String, Vec<f32>)>,
     pub images: Vec<EmittedImage>,
+    /// Per-sample vectors by name: (name, row-major values, columns).
+    pub vectors: Vec<(String, Vec<f32>, usize)>,
     pub info: Vec<(String, String)>,
     stop: Arc<AtomicBool>,
 }
@@ -32,6 +34,7 @@ impl RunSink {
             scalars: Vec::new(),
             scores: Vec::new(),
             images: Vec::new(),
+            vectors: Vec::new(),
             info: Vec::new(),
             stop,
         }
@@ -42,6 +45,7 @@ impl RunSink {
         self.scalars.clear();
         self.scores.clear();
         self.images.clear();
+        self.vectors.clear();
     }
 }
 
@@ -61,6 +65,10 @@ impl HostSink for RunSink {
             shape: image.shape,
             columns: image.columns,
         });
+    }
+
+    fn vectors(&mut self, name: &str, values: &[f32], _rows: usize, cols: usize) {
+        self.vectors.push((name.to_string(), values.to_vec(), cols));
     }
 
     fn info(&mut self, key: &str, value: &str) {

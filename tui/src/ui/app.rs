@@ -25,16 +25,18 @@ pub enum View {
     Scores,
     Samples,
     Log,
+    Embedding,
 }
 
 impl View {
-    pub const ALL: [View; 6] = [
+    pub const ALL: [View; 7] = [
         View::Overview,
         View::Losses,
         View::Metrics,
         View::Scores,
         View::Samples,
         View::Log,
+        View::Embedding,
     ];
 
     pub fn title(self) -> &'static str {
@@ -45,6 +47,7 @@ impl View {
             View::Scores => "Scores",
             View::Samples => "Samples",
             View::Log => "Log",
+            View::Embedding => "Embedding",
         }
     }
 
@@ -364,7 +367,7 @@ impl App {
             KeyCode::BackTab => {
                 self.view = View::ALL[(self.view.index() + View::ALL.len() - 1) % View::ALL.len()]
             }
-            KeyCode::Char(c @ '1'..='6') => self.view = View::ALL[(c as u8 - b'1') as usize],
+            KeyCode::Char(c @ '1'..='7') => self.view = View::ALL[(c as u8 - b'1') as usize],
             KeyCode::Char('/') => {
                 self.filter.editing = true;
                 self.focus = Focus::Runs;

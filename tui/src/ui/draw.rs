@@ -55,17 +55,36 @@ pub fn draw(frame: &mut Frame, app: &App, store: &RunStore) {
 }
 
 fn render_tabs(frame: &mut Frame, area: Rect, app: &App, store: &RunStore) {
-    let titles: Vec<String> = View::ALL
-        .iter()
-        .enumerate()
-        .map(|(i, v)| format!("{} {}", i + 1, v.title()))
-        .collect();
     let selected = View::ALL.iter().position(|v| *v == app.view).unwrap_or(0);
     let compared = app.compared(store);
     let subject = match compared.as_slice() {
         [] => String::new(),
         [one] => escape_controls(&one.id()),
         many => format!("{} runs compared", many.len()),
+    };
+    let full: Vec<String> = View::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("{} {}", i + 1, v.title()))
+        .collect();
+    // Each tab takes its title plus padding and a divider; when they and the run name do
+    // not fit, only the selected view keeps its name (the others keep their key).
+    let needed: usize = full.iter().map(|t| t.chars().count() + 3).sum::<usize>()
+        + subject.chars().count().min(40)
+        + 1;
+    let titles: Vec<String> = if needed <= area.width as usize {
+        full
+    } else {
+        full.into_iter()
+            .enumerate()
+            .map(|(i, t)| {
+                if i == selected {
+                    t
+                } else {
+                    (i + 1).to_string()
+                }
+            })
+            .collect()
     };
     let [tabs, name] = Layout::horizontal([
         Constraint::Fill(1),
@@ -95,6 +114,7 @@ fn render_view(frame: &mut Frame, area: Rect, app: &App, store: &RunStore) {
         View::Scores => views::scores::render(frame, area, app, run),
         View::Samples => views::samples::render(frame, area, app, run),
         View::Log => views::log::render(frame, area, app, run),
+        View::Embedding => views::embedding::render(frame, area, app, run),
     }
 }
 

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use crate::runfs::confusion::{self, Confusion};
+use crate::runfs::embedding::{self, Point};
 use crate::runfs::scalars::ScalarTail;
 use crate::runfs::spec::RunRecord;
 use crate::runfs::status::{Liveness, Status};
@@ -53,6 +54,8 @@ pub struct RunData {
     pub samples: Vec<SampleFile>,
     /// A classifier's newest confusion matrix: (file name, matrix).
     pub confusion: Option<(String, Confusion)>,
+    /// The newest 2-D embedding of latent codes: (file name, points).
+    pub embedding: Option<(String, Vec<Point>)>,
     pub log: VecDeque<String>,
     scalar_tail: ScalarTail,
     log_tail: LineTail,
@@ -69,6 +72,7 @@ impl RunData {
             score_epochs: Vec::new(),
             samples: Vec::new(),
             confusion: None,
+            embedding: None,
             log: VecDeque::new(),
             scalar_tail: ScalarTail::new(),
             log_tail: LineTail::new(),
@@ -177,6 +181,18 @@ impl RunData {
         let samples = self.folder.sample_files();
         changed |= samples != self.samples;
         self.samples = samples;
+        if let Some(path) = self.folder.latest_embedding_file() {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            if name.as_deref() != self.embedding.as_ref().map(|e| e.0.as_str()) {
+                match embedding::read(&path) {
+                    Ok(points) => {
+                        self.embedding = name.map(|n| (n, points));
+                        changed = true;
+                    }
+                    Err(e) => errors.push(e.to_string()),
+                }
+            }
+        }
         if let Some(path) = self.folder.latest_confusion_file() {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
             if name.as_deref() != self.confusion.as_ref().map(|c| c.0.as_str()) {

@@ -257,3 +257,54 @@ fn metrics_view_shows_a_classifier_confusion_matrix() {
     assert_eq!(counts, vec!["malignant", "5", "30", "0"]);
     insta::assert_snapshot!("metrics_confusion", screen);
 }
+
+#[test]
+fn embedding_view_draws_each_label_with_its_glyph() {
+    use crate::runfs::embedding::{self, Point};
+    let root = root("embedding");
+    let run = root.join("ae-finished");
+    let mut points = Vec::new();
+    for i in 0..40 {
+        let (label, cx) = if i % 2 == 0 {
+            ("normal", -2.0)
+        } else {
+            ("anomalous", 2.0)
+        };
+        let t = i as f64 * 0.7;
+        points.push(Point {
+            sample: format!("test/{label}/{i:03}.png"),
+            label: label.into(),
+            x: cx + 0.3 * t.sin(),
+            y: 0.5 * t.cos(),
+        });
+    }
+    embedding::write(&run.join("embeddings/epoch-0006-test.csv"), &points).unwrap();
+    let store = store(&root);
+    let mut app = app();
+    select(&mut app, &root, "ae-finished");
+    key(&mut app, &store, KeyCode::Char('7'));
+    assert_eq!(app.view, View::Embedding);
+    let screen = render(&mut app, &store, 100, 30);
+    assert!(
+        screen.contains("epoch-0006-test · PCA of latent codes"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("● anomalous (20)") && screen.contains("▲ normal (20)"),
+        "{screen}"
+    );
+    // Two separated clusters: braille dots on both the left and right halves.
+    let plot_rows: Vec<&str> = screen.lines().skip(12).collect();
+    let braille = |s: &str| s.chars().any(|c| ('\u{2801}'..='\u{28ff}').contains(&c));
+    assert!(
+        plot_rows
+            .iter()
+            .any(|l| braille(&l.chars().take(45).collect::<String>()))
+    );
+    assert!(
+        plot_rows
+            .iter()
+            .any(|l| braille(&l.chars().skip(55).collect::<String>()))
+    );
+    insta::assert_snapshot!("embedding_view", screen);
+}

@@ -12,7 +12,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("", "Everywhere"),
     ("q  Ctrl-C", "quit"),
     ("?", "this help (any key closes it)"),
-    ("Tab  Shift-Tab  1-6", "next / previous / n-th view"),
+    ("Tab  Shift-Tab  1-7", "next / previous / n-th view"),
     (
         "↑↓  j k  PgUp PgDn  g G",
         "select run (or scroll the focused view)",

@@ -1,5 +1,6 @@
 //! One module per view; each renders from `&App` and `&RunStore` and mutates nothing.
 
+pub mod embedding;
 pub mod help;
 pub mod log;
 pub mod losses;
