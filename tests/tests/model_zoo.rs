@@ -93,7 +93,11 @@ fn vae_trains_with_defaults_and_reports_anomaly_metrics() {
     let scores = std::fs::read_to_string(run.join("scores/epoch-0002.csv")).unwrap();
     let test_images = scores.lines().filter(|l| l.contains(",test,")).count();
     assert!(test_images > 0);
-    assert_eq!(emb.lines().count(), 1 + test_images, "one point per test image");
+    assert_eq!(
+        emb.lines().count(),
+        1 + test_images,
+        "one point per test image"
+    );
     for kind in ["reconstruction", "prior", "traversal"] {
         assert!(
             samples.iter().any(|s| s.contains(kind)),
@@ -135,4 +139,35 @@ fn classifier_trains_and_the_runner_reports_classification_metrics() {
     assert!(total > 0, "{confusion}");
     let samples = std::fs::read_dir(run.join("samples")).unwrap().count();
     assert!(samples > 0, "saliency grids written");
+}
+
+#[test]
+fn gan_trains_with_defaults_and_writes_a_fixed_seed_sample_grid_per_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synth(&data, "anomaly");
+    let run = train(
+        dir.path(),
+        &format!(
+            r#"(plugin: "gan", data: (kind: ImageFolder, root: {data:?}, size: (32, 32),
+               normal_class: "normal"), train: (epochs: 2, batch_size: 32, seed: 1),
+               device: "cpu")"#
+        ),
+    );
+    let rows = scalars(&run);
+    for tag in ["train/d_loss", "train/g_loss", "val/loss"] {
+        assert!(last(&rows, tag).is_finite(), "{tag}");
+    }
+    let samples: Vec<String> = std::fs::read_dir(run.join("samples"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for epoch in ["epoch-0001", "epoch-0002"] {
+        assert!(
+            samples
+                .iter()
+                .any(|s| s.starts_with(epoch) && s.contains("samples")),
+            "{epoch} grid in {samples:?}"
+        );
+    }
 }
