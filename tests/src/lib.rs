@@ -175,3 +175,21 @@ pub fn small_config(data: &Path, epochs: u32) -> String {
         data.display().to_string()
     )
 }
+
+/// Every row of a run's scalars.csv as (step, epoch, tag, value), header checked.
+pub fn scalar_rows(run: &Path) -> Vec<(u64, u32, String, f64)> {
+    let text = std::fs::read_to_string(run.join("scalars.csv")).expect("scalars.csv");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("wall_time,step,epoch,tag,value"));
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                f[1].parse().expect("step"),
+                f[2].parse().expect("epoch"),
+                f[3].to_string(),
+                f[4].parse().expect("value"),
+            )
+        })
+        .collect()
+}

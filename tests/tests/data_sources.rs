@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gantry_e2e::{gantry, plugin_dir};
+use gantry_e2e::{gantry, plugin_dir, scalar_rows};
 
 /// Where Debian's `dataset-fashion-mnist` puts its IDX files.
 const FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
@@ -25,15 +25,10 @@ fn train(cfg: &Path, runs: &Path) -> (i32, String) {
 }
 
 fn scalar_values(run: &Path, tag: &str) -> Vec<f64> {
-    std::fs::read_to_string(run.join("scalars.csv"))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let cols: Vec<&str> = l.split(',').collect();
-            // wall_time,step,epoch,tag,value
-            (cols.get(3) == Some(&tag)).then(|| cols[4].parse().unwrap())
-        })
+    scalar_rows(run)
+        .into_iter()
+        .filter(|r| r.2 == tag)
+        .map(|r| r.3)
         .collect()
 }
 

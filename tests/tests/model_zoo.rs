@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use gantry_e2e::{gantry, plugin_dir};
+use gantry_e2e::{gantry, plugin_dir, scalar_rows};
 
 fn synth(out: &Path, task: &str) {
     let (code, _, err) = gantry(&[
@@ -43,15 +43,7 @@ fn train(dir: &Path, config: &str) -> std::path::PathBuf {
 
 /// (tag, value) of every scalar row.
 fn scalars(run: &Path) -> Vec<(String, f64)> {
-    std::fs::read_to_string(run.join("scalars.csv"))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f[3].to_string(), f[4].parse().unwrap())
-        })
-        .collect()
+    scalar_rows(run).into_iter().map(|r| (r.2, r.3)).collect()
 }
 
 fn last(rows: &[(String, f64)], tag: &str) -> f64 {

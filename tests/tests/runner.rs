@@ -71,20 +71,7 @@ fn trained() -> &'static Trained {
 }
 
 fn scalars(run: &Path) -> Vec<(u64, u32, String, f64)> {
-    let text = std::fs::read_to_string(run.join("scalars.csv")).unwrap();
-    let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("wall_time,step,epoch,tag,value"));
-    lines
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (
-                f[1].parse().unwrap(),
-                f[2].parse().unwrap(),
-                f[3].to_string(),
-                f[4].parse().unwrap(),
-            )
-        })
-        .collect()
+    gantry_e2e::scalar_rows(run)
 }
 
 #[test]

@@ -683,13 +683,7 @@ impl Model for Classifier {
         ctx: &mut Context<'_>,
     ) -> PluginResult<Self> {
         let cfg: ClassifierConfig = params::parse(params).map_err(PluginError::new)?;
-        let chosen = device::choose(device).map_err(PluginError::new)?;
-        ctx.log(
-            Level::Info,
-            &format!("device {}: {}", chosen.name, chosen.reason),
-        );
-        ctx.info("device", &chosen.name);
-        let model = Classifier::build(&cfg, setup, chosen.device)?;
+        let model = Classifier::build(&cfg, setup, device::open(device, ctx)?)?;
         ctx.info("parameters", &model.parameter_count().to_string());
         ctx.info("classes", &setup.num_classes.to_string());
         if model.loss.uses_weights() && model.fixed_weights.is_none() {

@@ -14,10 +14,10 @@ use candle_nn::{Linear, VarBuilder, VarMap};
 use gantry_kit::layers::{self, Conv2d};
 use gantry_kit::loss::{self, Reconstruction};
 use gantry_kit::optim::{Adam, AdamConfig};
-use gantry_kit::{batch, checkpoint, device, init, ops, params};
+use gantry_kit::{batch, checkpoint, device, init, ops, params, quality};
 use gantry_plugin_api::{
-    Batch, Context, Description, ImageRef, InputConstraints, Level, Model, PluginError,
-    PluginResult, Setup,
+    Batch, Context, Description, ImageRef, InputConstraints, Model, PluginError, PluginResult,
+    Setup,
 };
 use serde::{Deserialize, Serialize};
 
@@ -264,13 +264,7 @@ impl Model for ConvAe {
         ctx: &mut Context<'_>,
     ) -> PluginResult<Self> {
         let cfg: ConvAeConfig = params::parse(params).map_err(PluginError::new)?;
-        let chosen = device::choose(device).map_err(PluginError::new)?;
-        ctx.log(
-            Level::Info,
-            &format!("device {}: {}", chosen.name, chosen.reason),
-        );
-        ctx.info("device", &chosen.name);
-        let model = ConvAe::build(&cfg, setup, chosen.device)?;
+        let model = ConvAe::build(&cfg, setup, device::open(device, ctx)?)?;
         ctx.info("parameters", &model.parameter_count().to_string());
         Ok(model)
     }
@@ -293,6 +287,9 @@ impl Model for ConvAe {
         ctx.vectors("latent", &batch::to_vec(&z)?, latent);
         let loss = loss::mean(self.loss, &recon, &x)?;
         ctx.scalar("loss", loss.to_scalar::<f32>()? as f64);
+        for (name, value) in quality::batch_quality(&recon, &x)? {
+            ctx.scalar(name, value);
+        }
         let mse = loss::per_image(Reconstruction::Mse, &recon, &x)?;
         ctx.scores("mse", &batch::to_vec(&mse)?);
         if batch.want_images {

@@ -1001,13 +1001,7 @@ impl Model for Gan {
         ctx: &mut Context<'_>,
     ) -> PluginResult<Self> {
         let cfg: GanConfig = params::parse(params).map_err(PluginError::new)?;
-        let chosen = device::choose(device).map_err(PluginError::new)?;
-        ctx.log(
-            Level::Info,
-            &format!("device {}: {}", chosen.name, chosen.reason),
-        );
-        ctx.info("device", &chosen.name);
-        let model = Gan::build(&cfg, setup, chosen.device)?;
+        let model = Gan::build(&cfg, setup, device::open(device, ctx)?)?;
         let (g, d) = model.parameter_counts();
         ctx.info("parameters", &(g + d).to_string());
         ctx.info("variant", &cfg.variant);
@@ -1041,6 +1035,12 @@ impl Model for Gan {
         ctx.scalar("loss", g_loss);
         ctx.scalar("d_loss", d_loss);
         ctx.scores("critic", &scores);
+        // As seed 002 reported them: PSNR/SSIM of a generated batch against the real one
+        // (unpaired, so a distribution-level similarity, not a reconstruction score).
+        let fake = self.generate(x.dim(0)?, self.seed ^ 0x0E7A_1A7E)?;
+        for (name, value) in gantry_kit::quality::batch_quality(&fake, &x)? {
+            ctx.scalar(name, value);
+        }
         if batch.want_images {
             Self::emit_grid(ctx, "samples", &self.fixed_grid()?, GRID)?;
         }

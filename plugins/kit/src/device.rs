@@ -74,6 +74,21 @@ fn auto() -> Chosen {
     }
 }
 
+/// [`choose`], then tells the host which device and why (a log line and the `device`
+/// fact the dashboard shows): what every plugin's `create` does first.
+pub fn open(
+    spec: &str,
+    ctx: &mut gantry_plugin_api::Context<'_>,
+) -> Result<Device, gantry_plugin_api::PluginError> {
+    let chosen = choose(spec).map_err(gantry_plugin_api::PluginError::new)?;
+    ctx.log(
+        gantry_plugin_api::Level::Info,
+        &format!("device {}: {}", chosen.name, chosen.reason),
+    );
+    ctx.info("device", &chosen.name);
+    Ok(chosen.device)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ pub mod loss;
 pub mod ops;
 pub mod optim;
 pub mod params;
+pub mod quality;
 
 /// The candle version this kit (and every plugin built on it) links, reported in plugin
 /// headers for diagnostics. A test checks it against Cargo.lock.

@@ -579,13 +579,7 @@ impl Model for Vae {
         ctx: &mut Context<'_>,
     ) -> PluginResult<Self> {
         let cfg: VaeConfig = params::parse(params).map_err(PluginError::new)?;
-        let chosen = device::choose(device).map_err(PluginError::new)?;
-        ctx.log(
-            Level::Info,
-            &format!("device {}: {}", chosen.name, chosen.reason),
-        );
-        ctx.info("device", &chosen.name);
-        let model = Vae::build(&cfg, setup, chosen.device)?;
+        let model = Vae::build(&cfg, setup, device::open(device, ctx)?)?;
         ctx.info("parameters", &model.parameter_count().to_string());
         Ok(model)
     }
@@ -605,6 +599,9 @@ impl Model for Vae {
         ctx.scalar("loss", out.loss);
         ctx.scores("mse", &out.mse);
         ctx.scores("elbo", &out.elbo);
+        for (name, value) in gantry_kit::quality::batch_quality(&out.reconstruction, &x)? {
+            ctx.scalar(name, value);
+        }
         // Posterior means for the host's embedding view (ignored before ABI 1.1).
         ctx.vectors("latent", &batch::to_vec(&out.mu)?, self.net.latent);
         if batch.want_images {

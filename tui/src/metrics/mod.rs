@@ -3,7 +3,9 @@
 pub mod auroc;
 pub mod classification;
 pub mod histogram;
-pub mod image_quality;
+/// Full-reference image metrics (PSNR, SSIM, ...), in their own crate so that plugins
+/// compute them too.
+pub use gantry_image_metrics as image_quality;
 pub mod pca;
 pub mod ranking;
 pub mod threshold;
