@@ -127,13 +127,22 @@ pub fn foreign_library(dir: &Path) -> PathBuf {
     out
 }
 
-/// The folder holding the built `libconv_ae.so`: `target/<profile>/` after `cargo build`,
-/// `target/<profile>/deps/` after `cargo test` (which builds it as a dependency).
+/// The folder holding the freshest built plugins: `target/<profile>/deps/` after `cargo
+/// test` (which builds them as dependencies), `target/<profile>/` after `cargo build`.
+/// The newer `libconv_ae.so` wins, so a stale `cargo build` output never stands in for
+/// what this test run just compiled.
 pub fn plugin_dir() -> PathBuf {
     let top = profile_dir();
-    [top.clone(), top.join("deps")]
+    let modified = |d: &PathBuf| {
+        std::fs::metadata(d.join("libconv_ae.so"))
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    [top.join("deps"), top.clone()]
         .into_iter()
-        .find(|d| d.join("libconv_ae.so").exists())
+        .filter_map(|d| modified(&d).map(|t| (t, d)))
+        .max_by_key(|(t, _)| *t)
+        .map(|(_, d)| d)
         .unwrap_or_else(|| {
             panic!(
                 "libconv_ae.so not found under {}: run `cargo test --workspace --release`",
