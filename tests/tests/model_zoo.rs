@@ -163,3 +163,64 @@ fn gan_trains_with_defaults_and_writes_a_fixed_seed_sample_grid_per_epoch() {
         );
     }
 }
+
+#[test]
+fn a_classifier_run_takes_acgan_samples_as_extra_training_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synth(&data, "classify");
+    let gan_dir = dir.path().join("gan");
+    std::fs::create_dir_all(&gan_dir).unwrap();
+    let config = |variant: &str| {
+        format!(
+            r#"(plugin: "gan", params: {{"variant": "{variant}"}},
+               data: (kind: ImageFolder, root: {data:?}, size: (32, 32)),
+               train: (epochs: 1, batch_size: 32, seed: 3), device: "cpu")"#
+        )
+    };
+    let acgan = train(&gan_dir, &config("acgan"));
+    let cls_dir = dir.path().join("cls");
+    std::fs::create_dir_all(&cls_dir).unwrap();
+    let run = train(
+        &cls_dir,
+        &format!(
+            r#"(plugin: "classifier", data: (kind: ImageFolder, root: {data:?}, size: (32, 32),
+                 synthetic: (run: {acgan:?}, per_class: 24)),
+               train: (epochs: 1, batch_size: 32, seed: 1), device: "cpu")"#
+        ),
+    );
+    let log = std::fs::read_to_string(run.join("train.log")).unwrap();
+    assert!(log.contains("data.synthetic: 48 generated images"), "{log}");
+    let real: usize = std::fs::read_dir(data.join("train"))
+        .unwrap()
+        .map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().count())
+        .sum();
+    assert!(log.contains(&format!("{} train /", real + 48)), "{log}");
+
+    // An unconditional GAN cannot label its samples: a clear error before any run folder.
+    let dc_dir = dir.path().join("dc");
+    std::fs::create_dir_all(&dc_dir).unwrap();
+    let dcgan = train(&dc_dir, &config("dcgan"));
+    let cfg = dir.path().join("bad.ron");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"(plugin: "classifier", data: (kind: ImageFolder, root: {data:?}, size: (32, 32),
+                 synthetic: (run: {dcgan:?}, per_class: 8)),
+               train: (epochs: 1, batch_size: 32), device: "cpu")"#
+        ),
+    )
+    .unwrap();
+    let runs = dir.path().join("bad-runs");
+    let (code, _, err) = gantry(&[
+        "train",
+        cfg.to_str().unwrap(),
+        "--runs",
+        runs.to_str().unwrap(),
+        "--plugins",
+        plugin_dir().to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("acgan") && err.contains("no class"), "{err}");
+    assert!(!runs.exists(), "no run folder for a data error");
+}

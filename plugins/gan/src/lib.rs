@@ -1050,6 +1050,14 @@ impl Model for Gan {
     fn sample(&mut self, n: usize, seed: u64, ctx: &mut Context<'_>) -> PluginResult<()> {
         let images = self.generate(n, seed)?;
         if n > 0 {
+            // The class of each generated image (acgan), so a host can use the samples as
+            // labelled training data; the same rule `generate_from` applies per chunk.
+            if self.variant == Variant::Acgan {
+                let labels: Vec<f32> = (0..n)
+                    .map(|i| (((i % SAMPLE_CHUNK) / GRID) % self.num_classes) as f32)
+                    .collect();
+                ctx.scores("class", &labels);
+            }
             Self::emit_grid(ctx, "sample", &images, n.min(GRID))?;
         }
         Ok(())

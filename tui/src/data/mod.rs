@@ -96,7 +96,16 @@ pub enum Loader {
     Dicom(Window),
     /// IDX arrays in memory: [train set, test set].
     Idx(Arc<[idx::IdxImages; 2]>),
+    /// Another loader plus generated images (`data.synthetic`), addressed by samples whose
+    /// frame set is [`SYNTHETIC_SET`].
+    WithSynthetic {
+        base: Box<Loader>,
+        images: Arc<Vec<image::DynamicImage>>,
+    },
 }
+
+/// The frame set of generated images (`Sample::frame`).
+pub const SYNTHETIC_SET: u8 = 255;
 
 impl std::fmt::Debug for Loader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -104,6 +113,9 @@ impl std::fmt::Debug for Loader {
             Loader::Files => write!(f, "Files"),
             Loader::Dicom(w) => write!(f, "Dicom({w:?})"),
             Loader::Idx(sets) => write!(f, "Idx({} + {} images)", sets[0].len(), sets[1].len()),
+            Loader::WithSynthetic { base, images } => {
+                write!(f, "{base:?} + {} synthetic", images.len())
+            }
         }
     }
 }
@@ -112,6 +124,14 @@ impl Loader {
     /// The image of `sample`, decoded but not yet shaped.
     pub fn read(&self, sample: &Sample) -> Result<image::DynamicImage, DataError> {
         match (self, sample.frame) {
+            (Loader::WithSynthetic { images, .. }, Some((SYNTHETIC_SET, i))) => images
+                .get(i as usize)
+                .cloned()
+                .ok_or_else(|| DataError::Layout {
+                    path: sample.path.clone(),
+                    message: format!("synthetic image {i} is past the end ({})", images.len()),
+                }),
+            (Loader::WithSynthetic { base, .. }, _) => base.read(sample),
             (Loader::Idx(sets), Some((set, i))) => {
                 let images = &sets[usize::from(set).min(1)];
                 if (i as usize) < images.len() {

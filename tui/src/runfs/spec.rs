@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::RunFsError;
-use crate::data::options::{Augment, Filter, GroupBy, Normalize, Resize, Splits, Window};
+use crate::data::options::{
+    Augment, Filter, GroupBy, Normalize, Resize, Splits, Synthetic, Window,
+};
 
 /// What `gantry train` reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,6 +100,9 @@ pub struct DataSpec {
     /// the one-class filter): quick experiments on a large dataset.
     #[serde(default)]
     pub limit: Option<usize>,
+    /// Extra training images from a finished class-conditional GAN run.
+    #[serde(default)]
+    pub synthetic: Option<Synthetic>,
 }
 
 impl DataSpec {
@@ -124,6 +129,7 @@ impl DataSpec {
             augment: Augment::default(),
             skip_bad: false,
             limit: None,
+            synthetic: None,
         }
     }
 }

@@ -10,6 +10,7 @@ mod checkpoints;
 mod logging;
 mod sink;
 mod status_board;
+mod synthetic;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -72,6 +73,8 @@ struct Prepared {
     plugin: Plugin,
     dataset: Dataset,
     device: String,
+    /// What `data.synthetic` added, for the run's log.
+    synthetic_note: Option<String>,
 }
 
 fn prepare(opts: &TrainOptions) -> Result<Prepared> {
@@ -100,13 +103,23 @@ fn prepare(opts: &TrainOptions) -> Result<Prepared> {
             input.min_size
         );
     }
-    let dataset = open_dataset(&opts.config, &spec)?;
+    let mut dataset = open_dataset(&opts.config, &spec)?;
+    let mut synthetic_note = None;
+    if let Some(synth) = &spec.data.synthetic {
+        let run = resolve_relative(&opts.config, &synth.run);
+        let added = synthetic::augment(&mut dataset, synth, &run, &dirs)?;
+        synthetic_note = Some(format!(
+            "data.synthetic: {added} generated images from {} added to train",
+            run.display()
+        ));
+    }
     let device = opts.device.clone().unwrap_or_else(|| spec.device.clone());
     Ok(Prepared {
         spec,
         plugin,
         dataset,
         device,
+        synthetic_note,
     })
 }
 
@@ -175,6 +188,9 @@ pub fn train(opts: &TrainOptions) -> Result<TrainOutcome> {
         prepared.dataset.test.len(),
         prepared.dataset.classes
     );
+    if let Some(note) = &prepared.synthetic_note {
+        tracing::info!("{note}");
+    }
     let mut run = Run::new(&prepared, &folder, &board, opts)?;
     let result = run.all_epochs();
     let final_state = match &result {
