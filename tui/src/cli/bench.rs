@@ -106,7 +106,8 @@ pub fn run(b: &BenchTrain) -> Result<ExitCode> {
         total_steps: None,
     };
     let mut sink = Discard;
-    let mut instance = plugin.create(&b.params, "cpu", &setup, &mut sink)?;
+    let params = eval_params(&b.params, b.eval, &plugin.info().description.default_params)?;
+    let mut instance = plugin.create(&params, "cpu", &setup, &mut sink)?;
     // Random data, not zeros: the same work a real batch costs. A few batches rotate so
     // caches see realistic traffic.
     let mut rng = ChaCha8Rng::seed_from_u64(7);
@@ -388,5 +389,45 @@ fn add_octave(out: &mut [f32], w: usize, h: usize, cell: f32, amp: f32, rng: &mu
             let bottom = at(0, 1) + (at(1, 1) - at(0, 1)) * tx;
             out[y * w + x] += amp * (top + (bottom - top) * ty);
         }
+    }
+}
+
+/// The params an evaluation benchmark runs with: the user's, plus `quality_metrics: false`
+/// when the plugin has that switch and the user did not set it, so `--eval` times the
+/// forward pass and per-image scores (what it is compared against), not image metrics.
+fn eval_params(user: &str, eval: bool, defaults: &str) -> Result<String> {
+    const KEY: &str = "quality_metrics";
+    if !eval || !defaults.contains(KEY) {
+        return Ok(user.to_string());
+    }
+    let value: ron::Value =
+        ron::from_str(user).map_err(|e| anyhow::anyhow!("--params {user:?}: {e}"))?;
+    let ron::Value::Map(mut map) = value else {
+        anyhow::bail!("--params must be a RON map, e.g. {{\"latent\": 32}}");
+    };
+    let key = ron::Value::String(KEY.into());
+    if map.get(&key).is_none() {
+        map.insert(key, ron::Value::Bool(false));
+    }
+    Ok(ron::to_string(&ron::Value::Map(map))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eval_bench_turns_quality_metrics_off_unless_asked() {
+        let defaults = r#"{"latent": 64, "quality_metrics": true}"#;
+        let off = eval_params("{}", true, defaults).unwrap();
+        assert!(
+            off.contains("quality_metrics") && off.contains("false"),
+            "{off}"
+        );
+        let kept = eval_params(r#"{"quality_metrics": true}"#, true, defaults).unwrap();
+        assert!(kept.contains("true"), "{kept}");
+        assert_eq!(eval_params("{}", false, defaults).unwrap(), "{}");
+        assert_eq!(eval_params("{}", true, r#"{"latent": 64}"#).unwrap(), "{}");
+        assert!(eval_params("[1]", true, defaults).is_err());
     }
 }
