@@ -83,27 +83,7 @@ impl ConvAeConfig {
             ));
         }
         self.reconstruction()?;
-        let factor = 1usize << self.channels.len();
-        if !setup.height.is_multiple_of(factor)
-            || !setup.width.is_multiple_of(factor)
-            || setup.height == 0
-        {
-            return Err(format!(
-                "input {}x{} is not divisible by 2^depth = {factor} (depth {} = number of \
-                 channels); use a size that is a multiple of {factor}, e.g. {}",
-                setup.height,
-                setup.width,
-                self.channels.len(),
-                (setup.height.max(factor) / factor) * factor
-            ));
-        }
-        if !(setup.channels == 1 || setup.channels == 3) {
-            return Err(format!(
-                "input has {} channels; conv-ae takes 1 (gray) or 3 (RGB)",
-                setup.channels
-            ));
-        }
-        Ok(())
+        params::check_input(setup, self.channels.len(), "conv-ae")
     }
 }
 

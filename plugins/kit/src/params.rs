@@ -25,6 +25,37 @@ pub fn to_map_text<T: Serialize>(config: &T) -> String {
     ron::ser::to_string_pretty(&map, ron::ser::PrettyConfig::default()).expect("map serialises")
 }
 
+/// Checks an input shape against a network that halves height and width `depth` times
+/// and takes gray or RGB: the check every conv plugin's `create` makes, with messages that
+/// name the fix. `plugin` names the model in the channel message.
+pub fn check_input(
+    setup: &gantry_plugin_api::Setup,
+    depth: usize,
+    plugin: &str,
+) -> Result<(), String> {
+    let factor = 1usize << depth;
+    if !setup.height.is_multiple_of(factor)
+        || !setup.width.is_multiple_of(factor)
+        || setup.height == 0
+        || setup.width == 0
+    {
+        return Err(format!(
+            "input {}x{} is not divisible by 2^depth = {factor} (depth {depth} = number of \
+             channels); use a size that is a multiple of {factor}, e.g. {}",
+            setup.height,
+            setup.width,
+            (setup.height.max(factor) / factor) * factor
+        ));
+    }
+    if !(setup.channels == 1 || setup.channels == 3) {
+        return Err(format!(
+            "input has {} channels; {plugin} takes 1 (gray) or 3 (RGB)",
+            setup.channels
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;
