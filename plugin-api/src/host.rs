@@ -248,6 +248,13 @@ impl Plugin {
         &self.info
     }
 
+    /// The same plugin, named by `path` in its info and in every later error: for a host
+    /// that opened a private copy of the file the user knows.
+    pub fn named(mut self, path: impl Into<PathBuf>) -> Plugin {
+        self.info.path = path.into();
+        self
+    }
+
     pub fn path(&self) -> &Path {
         &self.info.path
     }

@@ -96,6 +96,8 @@ pub fn write_run(root: &Path, run: &FixtureRun) -> Result<RunFolder, RunFsError>
                 batch_size: 32,
                 lr: Some(0.001),
                 seed: 0,
+                checkpoint_every: None,
+                on_nan: Default::default(),
             },
             device: "auto".into(),
         },

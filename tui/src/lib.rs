@@ -5,6 +5,7 @@
 //! [`metrics`], [`plugins`] (finding and describing plugins), [`ui`] (the dashboard).
 
 pub mod cli;
+pub mod control;
 pub mod data;
 pub mod fixtures;
 pub mod metrics;

@@ -40,6 +40,7 @@ pub fn run(runs: &Path, plugin_dirs: &[PathBuf], no_ui: bool) -> Result<ExitCode
             plugin_dirs: plugin_dirs.to_vec(),
             stop: super::stop_on_signals()?,
             echo: true,
+            ..Default::default()
         })?;
         (outcome.folder, outcome.status)
     };

@@ -98,12 +98,12 @@ pub fn runs(root: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn plugins(flags: &[PathBuf], json: bool) -> Result<()> {
+pub fn plugins(flags: &[PathBuf], json: bool, allow_insecure: bool) -> Result<()> {
     let dirs = plugins::search_path(flags);
     let exe = std::env::current_exe().context("locating the gantry executable")?;
     let entries: Vec<PluginEntry> = plugins::candidates(&dirs)
         .iter()
-        .map(|p| plugins::describe_isolated(&exe, p))
+        .map(|p| plugins::describe_isolated(&exe, p, allow_insecure))
         .collect();
     if json {
         println!("{}", serde_json::to_string_pretty(&entries)?);

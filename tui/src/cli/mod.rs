@@ -27,6 +27,10 @@ use crate::ui::{self, WatchOptions};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Set by a launcher on the runner it starts in the background: take a new session,
+    /// ignore SIGHUP.
+    #[arg(long, global = true, hide = true)]
+    pub detached: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,6 +63,47 @@ pub enum Command {
         /// Do not echo the log to stderr.
         #[arg(long, short)]
         quiet: bool,
+        /// Start the runner in the background (its own session, output to train.log),
+        /// print the run folder and return: it survives logging out.
+        #[arg(long)]
+        detach: bool,
+        /// The folder runs/NAME was reserved (state queued) by a launcher.
+        #[arg(long, hide = true, requires = "name")]
+        queued: bool,
+        /// Load plugins even when their file or folder is writable by other users.
+        #[arg(long)]
+        allow_insecure_plugins: bool,
+    },
+    /// Stop a running run: SIGTERM, so it finishes its step, checkpoints and ends
+    /// `stopped` (what the dashboard's `x` does).
+    Stop {
+        run_dir: PathBuf,
+        /// SIGKILL instead: ends it at once; resume goes back to its last checkpoint.
+        #[arg(long)]
+        force: bool,
+        /// Wait up to SECONDS for the run to end.
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<f64>,
+    },
+    /// Resume a stopped, failed or crashed run from checkpoints/last, appending to the
+    /// same folder (what the dashboard's `r` does).
+    Resume {
+        run_dir: PathBuf,
+        /// Train until this many epochs in total (default: the run's train.epochs).
+        #[arg(long)]
+        epochs: Option<u32>,
+        /// auto, cpu, cuda or cuda:N (overrides the run's config).
+        #[arg(long)]
+        device: Option<String>,
+        #[arg(long = "plugins")]
+        plugins: Vec<PathBuf>,
+        #[arg(long, short)]
+        quiet: bool,
+        /// Resume in the background, as `train --detach` does.
+        #[arg(long)]
+        detach: bool,
+        #[arg(long)]
+        allow_insecure_plugins: bool,
     },
     /// Datasets.
     Data {
@@ -148,6 +193,9 @@ pub enum PluginsCommand {
         plugins: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
+        /// List plugins writable by other users as usable instead of refused.
+        #[arg(long)]
+        allow_insecure_plugins: bool,
     },
     /// Load one plugin and say what it is (used by `ls` in a child process).
     Describe {
@@ -160,6 +208,9 @@ pub enum PluginsCommand {
 /// Parses arguments and runs the command.
 pub fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
+    if cli.detached {
+        crate::control::become_detached()?;
+    }
     match cli.command {
         None => {
             ui::run(WatchOptions {
@@ -188,7 +239,26 @@ pub fn run() -> Result<ExitCode> {
             device,
             plugins,
             quiet,
+            detach,
+            queued,
+            allow_insecure_plugins,
         }) => {
+            if detach {
+                let spec = crate::runfs::spec::RunSpec::load(&config)?;
+                let folder = crate::control::launch(
+                    &config,
+                    &spec,
+                    &crate::control::LaunchOptions {
+                        runs,
+                        name,
+                        device,
+                        plugin_dirs: plugins,
+                        allow_insecure_plugins,
+                    },
+                )?;
+                println!("{}", folder.dir.display());
+                return Ok(ExitCode::SUCCESS);
+            }
             let stop = stop_on_signals()?;
             let outcome = trainer::train(&TrainOptions {
                 config,
@@ -198,21 +268,69 @@ pub fn run() -> Result<ExitCode> {
                 plugin_dirs: plugins,
                 stop,
                 echo: !quiet,
+                queued,
+                allow_insecure_plugins,
             })?;
-            let dir = outcome.folder.dir.display();
-            match outcome.status.state {
-                State::Failed => {
-                    eprintln!(
-                        "run {dir} failed: {}",
-                        outcome.status.error.as_deref().unwrap_or("unknown error")
-                    );
-                    Ok(ExitCode::FAILURE)
-                }
-                state => {
-                    eprintln!("run {dir} {}", state.as_str());
-                    Ok(ExitCode::SUCCESS)
+            Ok(report_outcome(&outcome))
+        }
+        Some(Command::Stop {
+            run_dir,
+            force,
+            wait,
+        }) => {
+            let sent = crate::control::stop(&run_dir, force)?;
+            match sent {
+                crate::control::StopSent::Term { pid } => eprintln!(
+                    "sent SIGTERM to pid {pid}: {} stops after its current step",
+                    run_dir.display()
+                ),
+                crate::control::StopSent::Kill { pid } => {
+                    eprintln!("sent SIGKILL to pid {pid} ({})", run_dir.display())
                 }
             }
+            if let Some(secs) = wait {
+                let deadline = std::time::Instant::now() + Duration::from_secs_f64(secs);
+                while crate::runfs::lock::RunLock::holder(&run_dir)?.is_some() {
+                    if std::time::Instant::now() > deadline {
+                        anyhow::bail!("{}: still running after {secs} s", run_dir.display());
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Resume {
+            run_dir,
+            epochs,
+            device,
+            plugins,
+            quiet,
+            detach,
+            allow_insecure_plugins,
+        }) => {
+            if detach {
+                crate::control::resume_detached(
+                    &run_dir,
+                    &crate::control::ResumeOptions {
+                        epochs,
+                        device,
+                        plugin_dirs: plugins,
+                        allow_insecure_plugins,
+                    },
+                )?;
+                println!("{}", run_dir.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let outcome = trainer::resume(&trainer::ResumeOptions {
+                dir: run_dir,
+                epochs,
+                device,
+                plugin_dirs: plugins,
+                stop: stop_on_signals()?,
+                echo: !quiet,
+                allow_insecure_plugins,
+            })?;
+            Ok(report_outcome(&outcome))
         }
         Some(Command::Data {
             command: DataCommand::Inspect { config },
@@ -260,9 +378,14 @@ pub fn run() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Plugins {
-            command: PluginsCommand::Ls { plugins, json },
+            command:
+                PluginsCommand::Ls {
+                    plugins,
+                    json,
+                    allow_insecure_plugins,
+                },
         }) => {
-            listing::plugins(&plugins, json)?;
+            listing::plugins(&plugins, json, allow_insecure_plugins)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Plugins {
@@ -291,6 +414,24 @@ pub fn run() -> Result<ExitCode> {
             runs,
             plugins,
         }) => demo::run(&runs, &plugins, no_ui),
+    }
+}
+
+/// Prints how a run ended; a failed run is a failed command.
+fn report_outcome(outcome: &trainer::TrainOutcome) -> ExitCode {
+    let dir = outcome.folder.dir.display();
+    match outcome.status.state {
+        State::Failed => {
+            eprintln!(
+                "run {dir} failed: {}",
+                outcome.status.error.as_deref().unwrap_or("unknown error")
+            );
+            ExitCode::FAILURE
+        }
+        state => {
+            eprintln!("run {dir} {}", state.as_str());
+            ExitCode::SUCCESS
+        }
     }
 }
 

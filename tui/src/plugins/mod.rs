@@ -8,6 +8,10 @@
 //! initialiser, an ELF that lies). So listings run `gantry plugins describe PATH --json`
 //! in a short-lived child process, with a timeout, and a crash is just another refusal.
 
+pub mod trust;
+
+pub mod private_copy;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -98,6 +102,10 @@ pub struct PluginEntry {
     pub summary: Option<String>,
     /// Why it was refused.
     pub reason: Option<String>,
+    /// The plugin's default hyper-parameters as RON map text (what the dashboard's
+    /// new-run form prefills); absent from older `describe` output, hence the default.
+    #[serde(default)]
+    pub default_params: Option<String>,
 }
 
 impl PluginEntry {
@@ -111,6 +119,7 @@ impl PluginEntry {
             abi: None,
             summary: None,
             reason: Some(reason),
+            default_params: None,
         }
     }
 }
@@ -129,6 +138,7 @@ pub fn describe_here(path: &Path) -> PluginEntry {
                 abi: Some(format!("{}.{}", info.abi_major, info.abi_minor)),
                 summary: Some(info.description.summary.clone()),
                 reason: None,
+                default_params: Some(info.description.default_params.clone()),
             }
         }
         Err(e) => PluginEntry::refused(path, e.to_string()),
@@ -137,7 +147,15 @@ pub fn describe_here(path: &Path) -> PluginEntry {
 
 /// Describes a plugin in a child process (`gantry plugins describe PATH --json`), so a
 /// library that crashes or hangs while loading cannot take the caller down.
-pub fn describe_isolated(gantry: &Path, path: &Path) -> PluginEntry {
+/// A file or folder writable by other users is refused without being loaded (see
+/// [`trust`]) unless `allow_insecure`.
+pub fn describe_isolated(gantry: &Path, path: &Path, allow_insecure: bool) -> PluginEntry {
+    if !allow_insecure
+        && !trust::allowed_by_env()
+        && let Err(reason) = trust::check(path)
+    {
+        return PluginEntry::refused(path, reason);
+    }
     let child = Command::new(gantry)
         .args(["plugins", "describe", "--json"])
         .arg(path)

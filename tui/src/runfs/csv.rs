@@ -1,12 +1,19 @@
-//! The little CSV the run folder needs: RFC 4180 quoting for fields that carry commas,
-//! quotes or newlines (file names, tags), and the matching split.
+//! The little CSV the run folder needs: RFC 4180 quoting for fields that carry commas or
+//! quotes (file names, tags), and the matching split. Rows are single lines.
 
-/// Quotes a field when needed.
+/// Quotes a field when needed. Line breaks are written escaped (`\n`, `\r`), not quoted:
+/// every reader of a run folder is line-based (a live tailer, `tail -f`, `grep`), so a
+/// quoted line break would split the row in two unreadable halves.
 pub fn field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
+    let s = if s.contains(['\n', '\r']) {
+        s.replace('\n', "\\n").replace('\r', "\\r")
     } else {
         s.to_string()
+    };
+    if s.contains([',', '"']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
     }
 }
 
@@ -47,5 +54,25 @@ mod tests {
             assert_eq!(split(&line).unwrap(), vec![s.to_string(), "x".into()]);
         }
         assert!(split("\"open,x").is_err());
+    }
+
+    #[test]
+    fn line_breaks_are_escaped_so_a_row_stays_one_line() {
+        // Found by tests/hostile_input.rs: a plugin's tag "a\nb" split its scalars.csv row
+        // into two lines that neither the tailer nor `truncate_after` could read.
+        for (s, written) in [
+            ("a\nb", "a\\nb"),
+            ("x\r\n", "x\\r\\n"),
+            ("a,\nb", "\"a,\\nb\""),
+        ] {
+            let f = field(s);
+            assert_eq!(f, written);
+            assert!(!f.contains(['\n', '\r']));
+            let line = format!("{f},x");
+            assert_eq!(
+                split(&line).unwrap()[0],
+                s.replace('\n', "\\n").replace('\r', "\\r")
+            );
+        }
     }
 }

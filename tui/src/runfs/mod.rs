@@ -16,6 +16,8 @@ pub mod atomic;
 pub mod confusion;
 pub mod csv;
 pub mod embedding;
+pub mod lock;
+pub mod names;
 pub mod samples;
 pub mod scalars;
 pub mod scores;
@@ -86,6 +88,20 @@ pub struct CheckpointInfo {
     /// The judged metric at that point, if any.
     pub metric: Option<(String, f64)>,
     pub written: f64,
+    /// Data-order position: batches of epoch `epoch + 1` already trained (0 after an
+    /// evaluation). Each epoch's order is drawn from (seed, epoch), so this and `epoch`
+    /// say exactly where training resumes.
+    #[serde(default)]
+    pub batch: u64,
+    /// The best `val/loss` seen so far (what `checkpoints/best` holds).
+    #[serde(default)]
+    pub best: Option<f64>,
+    /// The learning rate in use (lower than the config's after a NaN rollback).
+    #[serde(default)]
+    pub lr: Option<f64>,
+    /// NaN rollbacks done so far.
+    #[serde(default)]
+    pub rollbacks: u32,
 }
 
 impl RunFolder {

@@ -101,29 +101,38 @@ impl ScalarWriter {
 /// Drops every row whose step is past `step` (resume after a crash), rewriting the file
 /// atomically, so curves never show the steps a crash repeated.
 pub fn truncate_after(path: &Path, step: u64) -> Result<usize, RunFsError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    retain(path, |r| r.step <= step)
+}
+
+/// Keeps the header and the complete rows `keep` accepts, rewriting the file atomically;
+/// returns how many lines were dropped (torn and unparsable lines are dropped too).
+pub fn retain(path: &Path, keep: impl Fn(&ScalarRow) -> bool) -> Result<usize, RunFsError> {
+    // Bytes, not a String: one invalid UTF-8 sequence (a write torn inside a character,
+    // a damaged block) must cost its own line, not fail the whole resume.
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(RunFsError::io(path, e)),
     };
-    let mut kept = String::with_capacity(text.len());
+    let mut kept = Vec::with_capacity(bytes.len());
     let mut dropped = 0;
-    for (i, line) in text.split_inclusive('\n').enumerate() {
-        if !line.ends_with('\n') {
+    for (i, line) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
+        if !line.ends_with(b"\n") {
             dropped += 1; // a torn last line
             continue;
         }
-        let keep = i == 0
-            || ScalarRow::parse(line.trim_end_matches(['\n', '\r']))
-                .map(|r| r.step <= step)
-                .unwrap_or(false);
-        if keep {
-            kept.push_str(line);
+        let keep_line = i == 0
+            || std::str::from_utf8(line)
+                .ok()
+                .and_then(|l| ScalarRow::parse(l.trim_end_matches(['\n', '\r'])).ok())
+                .is_some_and(|r| keep(&r));
+        if keep_line {
+            kept.extend_from_slice(line);
         } else {
             dropped += 1;
         }
     }
-    super::atomic::write(path, kept.as_bytes())?;
+    super::atomic::write(path, &kept)?;
     Ok(dropped)
 }
 
@@ -245,6 +254,22 @@ mod tests {
         assert_eq!(
             rows.iter().map(|r| r.step).collect::<Vec<_>>(),
             vec![1, 2, 3]
+        );
+    }
+
+    #[test]
+    fn truncate_after_drops_only_the_line_with_invalid_utf8() {
+        // Found by tests/hostile_input.rs: one bad byte used to fail the whole rewrite
+        // ("stream did not contain valid UTF-8"), and with it the resume.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scalars.csv");
+        let mut text = format!("{HEADER}\n1,1,0,loss,0.5\n").into_bytes();
+        text.extend(b"1,2,0,lo\xffss,0.4\n1,3,0,loss,0.3\n1,9,0,loss,0.1\n");
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(truncate_after(&path, 3).unwrap(), 2);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{HEADER}\n1,1,0,loss,0.5\n1,3,0,loss,0.3\n")
         );
     }
 }

@@ -175,6 +175,25 @@ pub struct TrainSpec {
     pub lr: Option<f64>,
     #[serde(default)]
     pub seed: u64,
+    /// Also checkpoint (`checkpoints/last`) every this many steps, not only after each
+    /// epoch's evaluation: a crash then loses at most this many steps.
+    #[serde(default)]
+    pub checkpoint_every: Option<u64>,
+    /// What a NaN or infinite training scalar does: `Fail` (default) or
+    /// `Rollback(lr_factor: 0.5, retries: 3)`.
+    #[serde(default)]
+    pub on_nan: NanPolicy,
+}
+
+/// What the runner does when a training step emits a NaN or infinite scalar.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub enum NanPolicy {
+    /// End the run `failed`, naming the step and the tag.
+    #[default]
+    Fail,
+    /// Go back to the last checkpoint (or the start) with the learning rate multiplied by
+    /// `lr_factor`, at most `retries` times; then fail.
+    Rollback { lr_factor: f64, retries: u32 },
 }
 
 impl RunSpec {
@@ -213,6 +232,21 @@ impl RunSpec {
             && !(lr > 0.0 && lr.is_finite())
         {
             return Err(format!("train.lr must be a positive number, not {lr}"));
+        }
+        if self.train.checkpoint_every == Some(0) {
+            return Err("train.checkpoint_every must be at least 1 (steps)".into());
+        }
+        if let NanPolicy::Rollback { lr_factor, .. } = self.train.on_nan {
+            if !(lr_factor > 0.0 && lr_factor < 1.0) {
+                return Err(format!(
+                    "train.on_nan Rollback lr_factor must be in (0, 1), not {lr_factor}"
+                ));
+            }
+            if self.train.lr.is_none() {
+                return Err(
+                    "train.on_nan Rollback lowers train.lr, so train.lr must be set".into(),
+                );
+            }
         }
         if !matches!(self.data.channels, 1 | 3) {
             return Err(format!(

@@ -123,9 +123,18 @@ impl Status {
     }
 }
 
-/// Whether a process with this pid exists (Linux: its /proc entry).
+/// Whether a process with this pid exists and has not exited (Linux: its /proc entry,
+/// not a zombie: a runner whose parent is gone may wait unreaped under a container's
+/// init, and a dead runner must read as crashed all the same).
 pub fn process_alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // Field 3, after the parenthesised command name (which may itself hold spaces).
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    !matches!(state, Some("Z" | "X"))
 }
 
 /// This machine's host name.

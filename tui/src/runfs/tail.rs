@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::RunFsError;
@@ -12,6 +13,10 @@ use super::RunFsError;
 pub struct LineTail {
     offset: u64,
     partial: Vec<u8>,
+    /// (device, inode) of the file the offset belongs to. A file replaced by rename (as
+    /// `scalars::truncate_after` does on resume) and regrown past the old offset before
+    /// the next read would otherwise be read from the middle of a line.
+    file: Option<(u64, u64)>,
 }
 
 impl LineTail {
@@ -25,7 +30,8 @@ impl LineTail {
     }
 
     /// New complete lines (without newlines). A missing file yields none. `restarted` is
-    /// set when the file shrank (rewritten, e.g. on resume) and was read from the start.
+    /// set when the file shrank or was replaced by another file (rewritten, e.g. on
+    /// resume) and was read from the start.
     pub fn read_lines(&mut self, path: &Path) -> Result<TailRead, RunFsError> {
         let mut file = match File::open(path) {
             Ok(f) => f,
@@ -33,11 +39,15 @@ impl LineTail {
             Err(e) => return Err(RunFsError::io(path, e)),
         };
         let io = |e| RunFsError::io(path, e);
-        let len = file.metadata().map_err(io)?.len();
-        let restarted = len < self.offset;
+        let meta = file.metadata().map_err(io)?;
+        let len = meta.len();
+        let id = (meta.dev(), meta.ino());
+        let replaced = self.offset > 0 && self.file.is_some_and(|old| old != id);
+        let restarted = len < self.offset || replaced;
         if restarted {
             *self = LineTail::new();
         }
+        self.file = Some(id);
         if len == self.offset {
             return Ok(TailRead {
                 lines: vec![],
@@ -92,5 +102,22 @@ mod tests {
         let read = tail.read_lines(&path).unwrap();
         assert!(read.restarted);
         assert_eq!(read.lines, vec!["new"]);
+    }
+
+    #[test]
+    fn restarts_on_a_replaced_file_that_grew_past_the_offset() {
+        // Found by tests/hostile_input.rs: resume rewrites the file by rename, and the
+        // runner may append past the old length before the next read.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let mut tail = LineTail::new();
+        std::fs::write(&path, "first\n").unwrap();
+        assert_eq!(tail.read_lines(&path).unwrap().lines, vec!["first"]);
+        let tmp = dir.path().join(".log.tmp");
+        std::fs::write(&tmp, "kept\nappended after resume\n").unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        let read = tail.read_lines(&path).unwrap();
+        assert!(read.restarted);
+        assert_eq!(read.lines, vec!["kept", "appended after resume"]);
     }
 }

@@ -11,6 +11,73 @@ use gantry_plugin_api::host::PluginInstance;
 use super::sink::RunSink;
 use crate::runfs::{CheckpointInfo, RunFolder, atomic, write_ron};
 
+/// Where training stands in the data: epochs completed, and batches of the next epoch
+/// already trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub epochs_done: u32,
+    pub batch: u64,
+}
+
+impl Position {
+    pub const START: Position = Position {
+        epochs_done: 0,
+        batch: 0,
+    };
+
+    pub fn of(info: &CheckpointInfo) -> Position {
+        Position {
+            epochs_done: info.epoch,
+            batch: info.batch,
+        }
+    }
+}
+
+/// Repairs what a crash during [`write`] can leave: a checkpoint moved aside
+/// (`.<which>.old`) but not yet replaced is put back; half-written temporaries go. Also
+/// removes the run folder's stale atomic-write temporaries. Returns what it did.
+pub fn recover(folder: &RunFolder) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    let root = folder.checkpoints_dir();
+    for which in ["last", "best"] {
+        let target = folder.checkpoint_dir(which);
+        let old = root.join(format!(".{which}.old"));
+        if old.exists() {
+            if target.exists() {
+                std::fs::remove_dir_all(&old)
+                    .with_context(|| format!("removing {}", old.display()))?;
+            } else {
+                std::fs::rename(&old, &target)
+                    .with_context(|| format!("restoring {}", target.display()))?;
+                done.push(format!(
+                    "restored checkpoints/{which} from its moved-aside copy"
+                ));
+            }
+        }
+    }
+    for dir in [&root, &folder.dir] {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with('.') && name.contains(".tmp-")) {
+                continue;
+            }
+            let path = entry.path();
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            if removed.is_ok() {
+                done.push(format!("removed the interrupted write {}", path.display()));
+            }
+        }
+    }
+    Ok(done)
+}
+
 /// Writes `checkpoints/<which>` from the instance's current state.
 pub fn write(
     folder: &RunFolder,

@@ -1,50 +1,45 @@
-//! The runner (`gantry train CONFIG.ron`): loads one plugin, trains it on a dataset,
-//! evaluates every epoch and writes one run folder through [`crate::runfs`].
+//! The runner (`gantry train CONFIG.ron`, `gantry resume RUN_DIR`): loads one plugin,
+//! trains it on a dataset, evaluates every epoch and writes one run folder through
+//! [`crate::runfs`].
 //!
 //! It owns the training loop and nothing else: data comes from [`crate::data`], plugins
 //! from [`crate::plugins`], metrics from [`crate::metrics`]. A plugin failure (error,
 //! panic, NaN) ends the run in state `failed` with the reason in `status.ron`; SIGTERM
-//! ends it in `stopped` after the current step and a checkpoint.
+//! ends it in `stopped` after the current step and a checkpoint. A runner holds the run
+//! folder's lock ([`crate::runfs::lock`]) for its whole life, so two runners never write
+//! one folder.
 
 mod checkpoints;
 mod logging;
+mod run;
 mod sink;
 mod status_board;
 mod synthetic;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context as _, Result, bail};
-use gantry_plugin_api::host::{Plugin, PluginInstance};
-use gantry_plugin_api::{Batch, Setup};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
+use gantry_plugin_api::host::Plugin;
 
-use crate::data::pipeline::Pipeline;
-use crate::data::prefetch::{OwnedBatch, Prefetcher};
-use crate::data::spill::Spill;
 use crate::data::{Dataset, source};
-use crate::metrics::classification::{ClassificationReport, classification_report};
-use crate::metrics::pca;
-use crate::metrics::ranking::{AnomalyReport, anomaly_report};
 use crate::plugins;
-use crate::runfs::scalars::{ScalarRow, ScalarWriter};
-use crate::runfs::scores::{self, ScoreRow};
+use crate::runfs::lock::RunLock;
+use crate::runfs::names;
 use crate::runfs::spec::{PluginRecord, RunRecord, RunSpec};
-use crate::runfs::status::{Best, SKIPPED_LISTED, State, Status, hostname};
-use crate::runfs::{CheckpointInfo, RunFolder, embedding, samples, time};
-use sink::RunSink;
+use crate::runfs::status::{State, Status, hostname};
+use crate::runfs::{RunFolder, time};
+use run::Run;
 use status_board::StatusBoard;
+
+pub use run::NonFinite;
 
 /// Shaped images kept in memory per split, at most; the rest go to a cache file.
 const CACHE_BYTES: usize = 1 << 30;
 
 /// How `gantry train` was asked to run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TrainOptions {
     pub config: PathBuf,
     pub runs: PathBuf,
@@ -57,6 +52,24 @@ pub struct TrainOptions {
     pub stop: Arc<AtomicBool>,
     /// Also print the log to stderr.
     pub echo: bool,
+    /// The folder `runs/<name>` was reserved by a launcher (`gantry train --detach`, the
+    /// dashboard) in state `queued`: train into it, and record a failure to start there.
+    pub queued: bool,
+    /// Load plugins even when their file or folder is writable by other users.
+    pub allow_insecure_plugins: bool,
+}
+
+/// How `gantry resume` was asked to run.
+#[derive(Debug, Clone, Default)]
+pub struct ResumeOptions {
+    pub dir: PathBuf,
+    /// Train until this many epochs in total (default: the run's `train.epochs`).
+    pub epochs: Option<u32>,
+    pub device: Option<String>,
+    pub plugin_dirs: Vec<PathBuf>,
+    pub stop: Arc<AtomicBool>,
+    pub echo: bool,
+    pub allow_insecure_plugins: bool,
 }
 
 /// How a run ended.
@@ -66,28 +79,47 @@ pub struct TrainOutcome {
     pub status: Status,
 }
 
-/// Everything checked before a run folder is created: a config, plugin or dataset error
-/// fails here, with nothing written.
+/// Everything checked before training starts: a config, plugin or dataset error fails
+/// here, before a fresh run folder is created.
 struct Prepared {
     spec: RunSpec,
     plugin: Plugin,
+    /// The plugin file on the search path (the runner loaded a private copy of it).
+    plugin_path: PathBuf,
     dataset: Dataset,
     device: String,
     /// What `data.synthetic` added, for the run's log.
     synthetic_note: Option<String>,
 }
 
-fn prepare(opts: &TrainOptions) -> Result<Prepared> {
-    let spec = RunSpec::load(&opts.config)?;
-    let dirs = plugins::search_path(&opts.plugin_dirs);
+impl Prepared {
+    fn steps_per_epoch(&self) -> u64 {
+        self.dataset
+            .train
+            .len()
+            .div_ceil(self.spec.train.batch_size as usize) as u64
+    }
+}
+
+/// Where the plugin comes from and how it may be loaded.
+struct PluginSource<'a> {
+    dirs: &'a [PathBuf],
+    device: Option<&'a str>,
+    allow_insecure: bool,
+}
+
+/// Loads the plugin (a private copy) and the dataset and checks they suit each other.
+/// `config` names the file in errors; relative data paths are resolved against it.
+fn prepare(config: &Path, spec: RunSpec, src: &PluginSource<'_>) -> Result<Prepared> {
+    let dirs = plugins::search_path(src.dirs);
     let plugin_path = plugins::resolve(&spec.plugin, &dirs).map_err(anyhow::Error::msg)?;
-    let plugin = Plugin::load(&plugin_path)?;
+    let plugin = plugins::private_copy::load(&plugin_path, src.allow_insecure)?;
     let input = &plugin.info().description.input;
     let (h, w) = spec.data.size;
     if !input.channels.contains(&spec.data.channels) {
         bail!(
             "{}: data.channels is {}, but plugin {} accepts {:?}",
-            opts.config.display(),
+            config.display(),
             spec.data.channels,
             plugin.info().name,
             input.channels
@@ -98,25 +130,29 @@ fn prepare(opts: &TrainOptions) -> Result<Prepared> {
         bail!(
             "{}: data.size ({h}, {w}) does not suit plugin {}: height and width must be \
              multiples of {m} and at least {}",
-            opts.config.display(),
+            config.display(),
             plugin.info().name,
             input.min_size
         );
     }
-    let mut dataset = open_dataset(&opts.config, &spec)?;
+    let mut dataset = open_dataset(config, &spec)?;
     let mut synthetic_note = None;
     if let Some(synth) = &spec.data.synthetic {
-        let run = resolve_relative(&opts.config, &synth.run);
+        let run = resolve_relative(config, &synth.run);
         let added = synthetic::augment(&mut dataset, synth, &run, &dirs)?;
         synthetic_note = Some(format!(
             "data.synthetic: {added} generated images from {} added to train",
             run.display()
         ));
     }
-    let device = opts.device.clone().unwrap_or_else(|| spec.device.clone());
+    let device = src
+        .device
+        .map(str::to_string)
+        .unwrap_or_else(|| spec.device.clone());
     Ok(Prepared {
         spec,
         plugin,
+        plugin_path,
         dataset,
         device,
         synthetic_note,
@@ -144,45 +180,202 @@ fn resolve_relative(config: &Path, root: &Path) -> PathBuf {
         .unwrap_or_else(|| root.to_path_buf())
 }
 
-/// Runs `gantry train`. Errors before the run folder exists are returned; errors during
-/// training end the run in state `failed` and come back in the outcome's status.
+/// Runs `gantry train`. Errors before the run folder exists are returned (nothing is
+/// written); errors during training end the run in state `failed` and come back in the
+/// outcome's status. With `queued`, the reserved folder records a failure to start too.
 pub fn train(opts: &TrainOptions) -> Result<TrainOutcome> {
-    let prepared = prepare(opts)?;
-    let folder = create_folder(opts, &prepared)?;
+    let cache = opts.runs.join(".cache");
+    let src = PluginSource {
+        dirs: &opts.plugin_dirs,
+        device: opts.device.as_deref(),
+        allow_insecure: opts.allow_insecure_plugins,
+    };
+    if opts.queued {
+        return train_queued(opts, &src);
+    }
+    let spec = RunSpec::load(&opts.config)?;
+    let prepared = prepare(&opts.config, spec, &src)?;
+    let base = match &opts.name {
+        Some(name) => {
+            names::check_run_id(name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+            name.clone()
+        }
+        None => crate::control::default_run_id(&prepared.plugin.info().name),
+    };
+    let folder = crate::control::create_unique(&opts.runs, &base)?;
+    let lock = RunLock::acquire(&folder.dir)?;
     let _log = logging::to_run_log(&folder.log_file(), opts.echo)?;
-    let steps_per_epoch = prepared
-        .dataset
-        .train
-        .len()
-        .div_ceil(prepared.spec.train.batch_size as usize) as u64;
-    let board = StatusBoard::start(
-        folder.clone(),
-        Status {
-            state: State::Running,
-            pid: std::process::id(),
-            host: hostname(),
-            started: Some(time::now()),
-            ended: None,
-            heartbeat: time::now(),
-            epoch: 0,
-            epochs: prepared.spec.train.epochs,
-            step: 0,
-            total_steps: steps_per_epoch * prepared.spec.train.epochs as u64,
-            images_per_sec: 0.0,
-            device: None,
-            error: None,
-            best: None,
-            latest: vec![],
-            skipped: 0,
-            skipped_files: vec![],
-            data_wait: 0.0,
-        },
-    );
+    write_record(&folder, &opts.config, &prepared)?;
+    drive(&prepared, &folder, lock, opts.stop.clone(), &cache, None)
+}
+
+/// `train` into a folder a launcher reserved.
+fn train_queued(opts: &TrainOptions, src: &PluginSource<'_>) -> Result<TrainOutcome> {
+    let Some(name) = &opts.name else {
+        bail!("--queued needs --name: the reserved run folder");
+    };
+    names::check_run_id(name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+    let folder = RunFolder::new(opts.runs.join(name));
+    names::check_no_symlink_escape(&opts.runs, &folder.dir).map_err(anyhow::Error::msg)?;
+    let lock = RunLock::acquire(&folder.dir)?;
+    let _log = logging::to_run_log(&folder.log_file(), opts.echo)?;
+    let mut status = folder
+        .read_status()
+        .unwrap_or_else(|_| starting_status(0, 0));
+    status.pid = std::process::id();
+    status.heartbeat = time::now();
+    folder.write_status(&status)?;
+    let prepared = RunSpec::load(&opts.config)
+        .map_err(anyhow::Error::from)
+        .and_then(|spec| prepare(&opts.config, spec, src))
+        .and_then(|p| write_record(&folder, &opts.config, &p).map(|()| p));
+    match prepared {
+        Ok(p) => drive(
+            &p,
+            &folder,
+            lock,
+            opts.stop.clone(),
+            &opts.runs.join(".cache"),
+            None,
+        ),
+        Err(e) => Ok(failed_to_start(folder, status, &e)),
+    }
+}
+
+/// Runs `gantry resume`: takes the run folder's lock, repairs what a crash left, restores
+/// `checkpoints/last` (weights, optimiser, noise, step, data position) and trains on,
+/// appending to the same folder.
+pub fn resume(opts: &ResumeOptions) -> Result<TrainOutcome> {
+    let folder = RunFolder::new(&opts.dir);
+    let root = opts
+        .dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    names::check_no_symlink_escape(root, &opts.dir).map_err(anyhow::Error::msg)?;
+    let lock = RunLock::acquire(&folder.dir)?;
+    let _log = logging::to_run_log(&folder.log_file(), opts.echo)?;
+    let mut previous = folder.read_status().ok();
+    let result = (|| {
+        for note in checkpoints::recover(&folder)? {
+            tracing::warn!("{note}");
+        }
+        let record = folder.read_record()?;
+        let info = folder.read_checkpoint("last")?.with_context(|| {
+            format!("{}: no checkpoints/last to resume from", opts.dir.display())
+        })?;
+        let mut spec = record.spec;
+        if let Some(epochs) = opts.epochs {
+            if epochs < info.epoch {
+                bail!(
+                    "--epochs {epochs}: the run has already trained {} epochs",
+                    info.epoch
+                );
+            }
+            spec.train.epochs = epochs;
+        }
+        let src = PluginSource {
+            dirs: &opts.plugin_dirs,
+            device: opts.device.as_deref(),
+            allow_insecure: opts.allow_insecure_plugins,
+        };
+        tracing::info!(
+            "resuming from checkpoints/last: step {}, {} epochs done, batch {} of the next",
+            info.step,
+            info.epoch,
+            info.batch
+        );
+        prepare(&folder.run_file(), spec, &src)
+    })();
+    let prepared = match result {
+        Ok(p) => p,
+        Err(e) => {
+            let status = previous.take().unwrap_or_else(|| starting_status(0, 0));
+            return Ok(failed_to_start(folder, status, &e));
+        }
+    };
+    drive(
+        &prepared,
+        &folder,
+        lock,
+        opts.stop.clone(),
+        &root.join(".cache"),
+        previous,
+    )
+}
+
+/// Ends a run that could not start (or restart) in state `failed`, with the reason.
+fn failed_to_start(folder: RunFolder, mut status: Status, error: &anyhow::Error) -> TrainOutcome {
+    tracing::error!("run failed to start: {error:#}");
+    status.state = State::Failed;
+    status.pid = std::process::id();
+    status.ended = Some(time::now());
+    status.heartbeat = time::now();
+    status.error = Some(format!("{error:#}"));
+    if let Err(e) = folder.write_status(&status) {
+        tracing::error!("cannot write status: {e}");
+    }
+    TrainOutcome { folder, status }
+}
+
+/// A fresh running status.
+fn starting_status(epochs: u32, total_steps: u64) -> Status {
+    Status {
+        state: State::Running,
+        pid: std::process::id(),
+        host: hostname(),
+        started: Some(time::now()),
+        ended: None,
+        heartbeat: time::now(),
+        epoch: 0,
+        epochs,
+        step: 0,
+        total_steps,
+        images_per_sec: 0.0,
+        device: None,
+        error: None,
+        best: None,
+        latest: vec![],
+        skipped: 0,
+        skipped_files: vec![],
+        data_wait: 0.0,
+    }
+}
+
+/// Trains a prepared run in its (locked) folder, from the start or, when `resumed` holds
+/// the previous status, from `checkpoints/last`.
+fn drive(
+    prepared: &Prepared,
+    folder: &RunFolder,
+    _lock: RunLock,
+    stop: Arc<AtomicBool>,
+    cache: &Path,
+    resumed: Option<Status>,
+) -> Result<TrainOutcome> {
+    let epochs = prepared.spec.train.epochs;
+    let total_steps = prepared.steps_per_epoch() * u64::from(epochs);
+    let mut status = starting_status(epochs, total_steps);
+    if let Some(old) = &resumed {
+        // What the run already achieved stays on display while it catches up.
+        status.started = old.started.or(status.started);
+        status.best = old.best.clone();
+        status.latest = old.latest.clone();
+        status.skipped = old.skipped;
+        status.skipped_files = old.skipped_files.clone();
+        status.epoch = old.epoch;
+        status.step = old.step;
+    }
+    let board = StatusBoard::start(folder.clone(), status);
     tracing::info!(
-        "run {} started: plugin {} ({}), {} train / {} val / {} test images, classes {:?}",
+        "run {} {}: plugin {} ({}), {} train / {} val / {} test images, classes {:?}",
         folder.id(),
+        if resumed.is_some() {
+            "resumed"
+        } else {
+            "started"
+        },
         prepared.plugin.info().name,
-        prepared.plugin.path().display(),
+        prepared.plugin_path.display(),
         prepared.dataset.train.len(),
         prepared.dataset.val.len(),
         prepared.dataset.test.len(),
@@ -191,8 +384,19 @@ pub fn train(opts: &TrainOptions) -> Result<TrainOutcome> {
     if let Some(note) = &prepared.synthetic_note {
         tracing::info!("{note}");
     }
-    let mut run = Run::new(&prepared, &folder, &board, opts)?;
-    let result = run.all_epochs();
+    let result = (|| {
+        let mut run = Run::new(prepared, folder, &board, stop, cache)?;
+        let start = if resumed.is_some() {
+            let at = run.restore_last()?;
+            board.publish(|s| {
+                s.epoch = at.epochs_done;
+            });
+            at
+        } else {
+            checkpoints::Position::START
+        };
+        run.all_epochs(start)
+    })();
     let final_state = match &result {
         Ok(true) => State::Stopped,
         Ok(false) => State::Finished,
@@ -210,29 +414,19 @@ pub fn train(opts: &TrainOptions) -> Result<TrainOutcome> {
     });
     Ok(TrainOutcome {
         status: board.snapshot(),
-        folder,
+        folder: folder.clone(),
     })
 }
 
-fn create_folder(opts: &TrainOptions, p: &Prepared) -> Result<RunFolder> {
-    let base = opts
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("{}-{}", time::stamp(time::now()), p.plugin.info().name));
-    // A taken name gets a numeric suffix rather than mixing two runs in one folder.
-    let mut id = base.clone();
-    let mut n = 1;
-    while opts.runs.join(&id).exists() {
-        n += 1;
-        id = format!("{base}-{n}");
-    }
-    let folder = RunFolder::create(&opts.runs, &id)?;
+/// Writes `run.ron`: the spec with data paths made absolute (so `resume` and clones work
+/// from any directory) and the plugin that trains it.
+fn write_record(folder: &RunFolder, config: &Path, p: &Prepared) -> Result<()> {
     let info = p.plugin.info();
     folder.write_record(&RunRecord {
-        id: id.clone(),
-        spec: p.spec.clone(),
+        id: folder.id(),
+        spec: crate::control::absolutize(config, &p.spec),
         plugin: PluginRecord {
-            path: info.path.clone(),
+            path: p.plugin_path.clone(),
             name: info.name.clone(),
             version: info.version.clone(),
             family: info.family.clone(),
@@ -243,7 +437,7 @@ fn create_folder(opts: &TrainOptions, p: &Prepared) -> Result<RunFolder> {
         created: time::now(),
         gantry_version: env!("CARGO_PKG_VERSION").into(),
     })?;
-    Ok(folder)
+    Ok(())
 }
 
 fn git_describe() -> Option<String> {
@@ -255,526 +449,4 @@ fn git_describe() -> Option<String> {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .filter(|s| !s.is_empty())
-}
-
-/// One run in progress.
-struct Run<'a> {
-    p: &'a Prepared,
-    folder: &'a RunFolder,
-    board: &'a StatusBoard,
-    stop: Arc<AtomicBool>,
-    instance: PluginInstance,
-    sink: RunSink,
-    scalars: ScalarWriter,
-    loaders: [Prefetcher; 3],
-    step: u64,
-    best_val: Option<f64>,
-    primary_score: Option<String>,
-    /// Names of images already reported as skipped.
-    skipped: std::collections::HashSet<String>,
-}
-
-/// Which split a pass evaluates.
-#[derive(Clone, Copy)]
-enum Split {
-    Val = 1,
-    Test = 2,
-}
-
-impl Split {
-    fn name(self) -> &'static str {
-        match self {
-            Split::Val => "val",
-            Split::Test => "test",
-        }
-    }
-}
-
-/// What one evaluation pass produced.
-struct EvalResult {
-    /// Batch-size-weighted means of the emitted scalars.
-    means: Vec<(String, f64)>,
-    /// Primary score per sample, with the sample's index.
-    scores: Vec<(usize, f64)>,
-    /// Class probabilities per sample (scores `p/0` .. `p/{K-1}`), with the sample's index,
-    /// when the plugin emits one per class.
-    class_probs: Vec<(usize, Vec<f64>)>,
-    /// The per-sample `latent` vectors (ABI 1.1 `emit_vectors`), with the sample's index.
-    latents: Vec<(usize, Vec<f32>)>,
-}
-
-impl<'a> Run<'a> {
-    fn new(
-        p: &'a Prepared,
-        folder: &'a RunFolder,
-        board: &'a StatusBoard,
-        opts: &TrainOptions,
-    ) -> Result<Run<'a>> {
-        let (h, w) = p.spec.data.size;
-        let pipeline = Arc::new(Pipeline::new(
-            &p.spec.data,
-            p.dataset.loader.clone(),
-            p.spec.train.seed,
-        ));
-        let shape = pipeline.shape();
-        // Shaped images past the memory budget go to a file in the run root's cache folder.
-        let cache_dir = opts.runs.join(".cache");
-        let per_image = shape.len();
-        let spill = |split: &str, n: usize| {
-            let name = format!("{}-{split}.f32", folder.id());
-            match Spill::create(&cache_dir, &name, n, per_image) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    tracing::warn!("no disk cache for {split} (decoding every epoch): {e}");
-                    None
-                }
-            }
-        };
-        let splits = [
-            ("train", &p.dataset.train),
-            ("val", &p.dataset.val),
-            ("test", &p.dataset.test),
-        ];
-        let loaders = splits.map(|(name, samples)| {
-            // Only a split that can outgrow the budget needs a spill file.
-            let spill = (samples.len() * per_image * 4 > CACHE_BYTES)
-                .then(|| spill(name, samples.len()))
-                .flatten();
-            Prefetcher::new(
-                Arc::new(samples.clone()),
-                pipeline.clone(),
-                CACHE_BYTES,
-                spill,
-            )
-        });
-        let steps_per_epoch = p
-            .dataset
-            .train
-            .len()
-            .div_ceil(p.spec.train.batch_size as usize);
-        let setup = Setup {
-            channels: shape.channels as usize,
-            height: h as usize,
-            width: w as usize,
-            num_classes: p.dataset.classes.len(),
-            seed: p.spec.train.seed,
-            learning_rate: p.spec.train.lr,
-            total_steps: Some((steps_per_epoch * p.spec.train.epochs as usize) as u64),
-        };
-        let mut sink = RunSink::new(Arc::clone(&opts.stop));
-        let instance = p
-            .plugin
-            .create(&p.spec.params_text(), &p.device, &setup, &mut sink)?;
-        let device = sink
-            .info
-            .iter()
-            .find(|(k, _)| k == "device")
-            .map(|(_, v)| v.clone());
-        board.publish(|s| s.device = device);
-        Ok(Run {
-            p,
-            folder,
-            board,
-            stop: Arc::clone(&opts.stop),
-            instance,
-            sink,
-            scalars: ScalarWriter::open(&folder.scalars_file())?,
-            loaders,
-            step: 0,
-            best_val: None,
-            primary_score: p.plugin.info().description.scores.first().cloned(),
-            skipped: Default::default(),
-        })
-    }
-
-    /// Trains every epoch; `Ok(true)` when stopped early by request.
-    fn all_epochs(&mut self) -> Result<bool> {
-        for epoch in 1..=self.p.spec.train.epochs {
-            let stopped = self.train_epoch(epoch)?;
-            if stopped {
-                self.checkpoint("last", epoch - 1, None)?;
-                return Ok(true);
-            }
-            self.evaluate(epoch)?;
-        }
-        Ok(false)
-    }
-
-    fn push(&mut self, epoch: u32, tag: String, value: f64) -> Result<()> {
-        self.scalars.push(&ScalarRow {
-            wall_time: time::now(),
-            step: self.step,
-            epoch,
-            tag,
-            value,
-        })?;
-        Ok(())
-    }
-
-    /// Logs images a batch skipped (`data.skip_bad`) and counts them in status.ron. Each
-    /// is reported once: a skipped image is never cached, so it fails again every epoch.
-    fn note_skipped(&mut self, skipped: &[(String, String)]) {
-        let fresh: Vec<&(String, String)> = skipped
-            .iter()
-            .filter(|(name, _)| self.skipped.insert(name.clone()))
-            .collect();
-        if fresh.is_empty() {
-            return;
-        }
-        for (_, error) in &fresh {
-            tracing::warn!("skipped (data.skip_bad): {error}");
-        }
-        let names: Vec<String> = fresh.iter().map(|(n, _)| n.clone()).collect();
-        self.board.publish(|s| {
-            s.skipped += names.len() as u64;
-            for name in names {
-                if s.skipped_files.len() < SKIPPED_LISTED {
-                    s.skipped_files.push(name);
-                }
-            }
-        });
-    }
-
-    /// One pass over the training split in a seeded order; `Ok(true)` if stopped.
-    fn train_epoch(&mut self, epoch: u32) -> Result<bool> {
-        let mut order: Vec<usize> = (0..self.p.dataset.train.len()).collect();
-        let seed = self.p.spec.train.seed ^ (u64::from(epoch) << 32);
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-        let batches =
-            self.loaders[0].pass(order, self.p.spec.train.batch_size as usize, Some(epoch));
-        let started = Instant::now();
-        let mut images = 0usize;
-        // Time blocked on the prefetcher: the data pipeline's cost to training.
-        let mut waited = Duration::ZERO;
-        let mut batches = batches.into_iter();
-        loop {
-            let wait = Instant::now();
-            let Some(batch) = batches.next() else { break };
-            waited += wait.elapsed();
-            if self.stop.load(Ordering::Relaxed) {
-                tracing::info!("stop requested: ending after step {}", self.step);
-                return Ok(true);
-            }
-            let batch = batch?;
-            self.note_skipped(&batch.skipped);
-            if batch.indices.is_empty() {
-                continue;
-            }
-            self.sink.clear();
-            self.instance
-                .train_step(&view(&batch, false), &mut self.sink)
-                .with_context(|| format!("epoch {epoch}, step {}", self.step + 1))?;
-            self.step += 1;
-            images += batch.shape[0];
-            let emitted = std::mem::take(&mut self.sink.scalars);
-            for (name, value) in emitted {
-                self.push(epoch, format!("train/{name}"), value)?;
-            }
-            self.scalars.flush()?;
-            let rate = images as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            let step = self.step;
-            self.board.update(|s| {
-                s.step = step;
-                s.images_per_sec = rate;
-            });
-        }
-        let elapsed = started.elapsed().as_secs_f64().max(1e-9);
-        let wait_fraction = waited.as_secs_f64() / elapsed;
-        tracing::info!(
-            "epoch {epoch}: trained {images} images in {elapsed:.1}s ({:.1} img/s), \
-             waiting on data {:.1}% of the time",
-            images as f64 / elapsed,
-            100.0 * wait_fraction
-        );
-        self.board.update(|s| s.data_wait = wait_fraction);
-        Ok(false)
-    }
-
-    /// Evaluates val and test, writes scalars, scores, samples and checkpoints.
-    fn evaluate(&mut self, epoch: u32) -> Result<()> {
-        let mut rows: Vec<ScoreRow> = Vec::new();
-        let mut latest: Vec<(String, f64)> = Vec::new();
-        let mut val_loss = None;
-        for split in [Split::Val, Split::Test] {
-            let samples = match split {
-                Split::Val => &self.p.dataset.val,
-                Split::Test => &self.p.dataset.test,
-            };
-            if samples.is_empty() {
-                continue;
-            }
-            let result = self.eval_split(split, epoch)?;
-            for (name, mean) in &result.means {
-                let tag = format!("{}/{name}", split.name());
-                self.push(epoch, tag.clone(), *mean)?;
-                latest.push((tag, *mean));
-                if matches!(split, Split::Val) && name == "loss" {
-                    val_loss = Some(*mean);
-                }
-            }
-            let ds = &self.p.dataset;
-            for &(i, score) in &result.scores {
-                rows.push(ScoreRow {
-                    sample: samples[i].name.clone(),
-                    label: ds.classes[samples[i].class as usize].clone(),
-                    split: split.name().into(),
-                    score,
-                });
-            }
-            let mut derived: Vec<(String, f64)> = Vec::new();
-            if matches!(split, Split::Test) && ds.normal.is_some() {
-                let (values, positive): (Vec<f64>, Vec<bool>) = result
-                    .scores
-                    .iter()
-                    .map(|&(i, s)| (s, ds.is_anomalous(samples[i].class)))
-                    .unzip();
-                if let Some(r) = anomaly_report(&values, &positive) {
-                    derived.extend(anomaly_scalars(&r));
-                }
-            }
-            if !result.class_probs.is_empty() {
-                let (probs, labels): (Vec<Vec<f64>>, Vec<u32>) = result
-                    .class_probs
-                    .iter()
-                    .map(|(i, p)| (p.clone(), samples[*i].class))
-                    .unzip();
-                let report = classification_report(&probs, &labels, ds.classes.len());
-                derived.extend(classification_scalars(&report, &ds.classes));
-                self.folder
-                    .write_confusion(epoch, split.name(), &ds.classes, &report.confusion)?;
-            }
-            if let Some(xy) = pca::project2(
-                &result
-                    .latents
-                    .iter()
-                    .map(|(_, v)| v.clone())
-                    .collect::<Vec<_>>(),
-            ) {
-                let points: Vec<embedding::Point> = result
-                    .latents
-                    .iter()
-                    .zip(xy)
-                    .map(|((i, _), (x, y))| embedding::Point {
-                        sample: samples[*i].name.clone(),
-                        label: ds.classes[samples[*i].class as usize].clone(),
-                        x,
-                        y,
-                    })
-                    .collect();
-                embedding::write(&self.folder.embedding_file(epoch, split.name()), &points)?;
-            }
-            for (name, value) in derived {
-                let tag = format!("{}/{name}", split.name());
-                self.push(epoch, tag.clone(), value)?;
-                if !name.contains('/') {
-                    latest.push((tag, value));
-                }
-            }
-        }
-        self.scalars.flush()?;
-        if !rows.is_empty() {
-            scores::write(&self.folder.scores_file(epoch), &rows)?;
-        }
-        let improved = match (val_loss, self.best_val) {
-            (Some(v), Some(best)) => v < best,
-            (Some(_), None) => true,
-            _ => false,
-        };
-        self.checkpoint("last", epoch, val_loss.map(|v| ("val/loss".to_string(), v)))?;
-        if improved {
-            self.best_val = val_loss;
-            self.checkpoint("best", epoch, val_loss.map(|v| ("val/loss".to_string(), v)))?;
-        }
-        let step = self.step;
-        let summary: Vec<String> = latest.iter().map(|(t, v)| format!("{t} {v:.5}")).collect();
-        tracing::info!(
-            "epoch {epoch}/{}: {}",
-            self.p.spec.train.epochs,
-            summary.join(", ")
-        );
-        self.board.publish(|s| {
-            s.epoch = epoch;
-            s.latest = latest;
-            if improved && let Some(v) = val_loss {
-                s.best = Some(Best {
-                    tag: "val/loss".into(),
-                    value: v,
-                    epoch,
-                    step,
-                });
-            }
-        });
-        Ok(())
-    }
-
-    fn eval_split(&mut self, split: Split, epoch: u32) -> Result<EvalResult> {
-        let n = match split {
-            Split::Val => self.p.dataset.val.len(),
-            Split::Test => self.p.dataset.test.len(),
-        };
-        let batches = self.loaders[split as usize].pass(
-            (0..n).collect(),
-            self.p.spec.train.batch_size as usize,
-            None,
-        );
-        let mut sums: Vec<(String, f64, usize)> = Vec::new();
-        let mut scores = Vec::with_capacity(n);
-        let mut class_probs: Vec<(usize, Vec<f64>)> = Vec::new();
-        let mut latents: Vec<(usize, Vec<f32>)> = Vec::new();
-        let classes = self.p.dataset.classes.len();
-        let mut first = true;
-        for batch in batches {
-            let batch = batch?;
-            self.note_skipped(&batch.skipped);
-            if batch.indices.is_empty() {
-                continue;
-            }
-            self.sink.clear();
-            self.instance
-                .eval(&view(&batch, first), &mut self.sink)
-                .with_context(|| format!("evaluating {} at epoch {epoch}", split.name()))?;
-            let size = batch.shape[0];
-            for (name, value) in &self.sink.scalars {
-                match sums.iter_mut().find(|(n, _, _)| n == name) {
-                    Some(entry) => {
-                        entry.1 += value * size as f64;
-                        entry.2 += size;
-                    }
-                    None => sums.push((name.clone(), value * size as f64, size)),
-                }
-            }
-            if self.primary_score.is_none() {
-                self.primary_score = self.sink.scores.first().map(|(n, _)| n.clone());
-            }
-            if let Some(primary) = &self.primary_score
-                && let Some((_, values)) = self.sink.scores.iter().find(|(n, _)| n == primary)
-            {
-                if values.len() != size {
-                    bail!(
-                        "{}: eval emitted {} {primary} scores for a batch of {size}",
-                        self.p.plugin.path().display(),
-                        values.len()
-                    );
-                }
-                scores.extend(
-                    batch
-                        .indices
-                        .iter()
-                        .zip(values)
-                        .map(|(&i, &v)| (i, v as f64)),
-                );
-            }
-            if let Some((_, values, cols)) = self.sink.vectors.iter().find(|v| v.0 == "latent")
-                && *cols > 0
-                && values.len() == size * cols
-            {
-                for (row, &i) in batch.indices.iter().enumerate() {
-                    latents.push((i, values[row * cols..(row + 1) * cols].to_vec()));
-                }
-            }
-            if let Some(per_class) = class_columns(&self.sink.scores, classes, size) {
-                for (row, &i) in batch.indices.iter().enumerate() {
-                    class_probs.push((i, per_class.iter().map(|c| c[row] as f64).collect()));
-                }
-            }
-            for image in &self.sink.images {
-                let name = format!("{}-{}", split.name(), image.name);
-                samples::write_grid(
-                    &self.folder.sample_file(epoch, &name),
-                    &image.data,
-                    image.shape,
-                    image.columns,
-                )?;
-            }
-            first = false;
-        }
-        Ok(EvalResult {
-            means: sums
-                .into_iter()
-                .map(|(name, sum, count)| (name, sum / count.max(1) as f64))
-                .collect(),
-            scores,
-            class_probs,
-            latents,
-        })
-    }
-
-    fn checkpoint(&mut self, which: &str, epoch: u32, metric: Option<(String, f64)>) -> Result<()> {
-        let info = CheckpointInfo {
-            step: self.step,
-            epoch,
-            metric,
-            written: time::now(),
-        };
-        checkpoints::write(
-            self.folder,
-            which,
-            &mut self.instance,
-            &mut self.sink,
-            &info,
-        )
-        .with_context(|| format!("writing checkpoint {which}"))
-    }
-}
-
-fn view(batch: &OwnedBatch, want_images: bool) -> Batch<'_> {
-    Batch {
-        images: &batch.images,
-        shape: batch.shape,
-        labels: &batch.labels,
-        want_images,
-    }
-}
-
-/// The per-class probability columns `p/0` .. `p/{K-1}`, when a plugin emitted all of them
-/// with one value per image.
-fn class_columns(
-    scores: &[(String, Vec<f32>)],
-    classes: usize,
-    size: usize,
-) -> Option<Vec<&[f32]>> {
-    if classes < 2 {
-        return None;
-    }
-    (0..classes)
-        .map(|k| {
-            let name = format!("p/{k}");
-            scores
-                .iter()
-                .find(|(n, v)| *n == name && v.len() == size)
-                .map(|(_, v)| v.as_slice())
-        })
-        .collect()
-}
-
-/// Scalars of an anomaly score's ranking on the test split (prefixed with the split).
-fn anomaly_scalars(r: &AnomalyReport) -> Vec<(String, f64)> {
-    vec![
-        ("auroc".into(), r.auroc),
-        ("auprc".into(), r.auprc),
-        ("best_f1".into(), r.best_f1.f1),
-        ("best_f1/threshold".into(), r.best_f1.threshold),
-        ("best_f1/precision".into(), r.best_f1.precision),
-        ("best_f1/recall".into(), r.best_f1.recall),
-        ("youden/threshold".into(), r.youden.threshold),
-        ("youden/tpr".into(), r.youden.recall),
-        ("youden/fpr".into(), r.youden.fpr),
-    ]
-}
-
-/// Scalars of a classification report: headline numbers, then per class.
-fn classification_scalars(r: &ClassificationReport, classes: &[String]) -> Vec<(String, f64)> {
-    let mut out = vec![
-        ("accuracy".to_string(), r.accuracy),
-        ("macro_f1".to_string(), r.macro_f1),
-    ];
-    if let Some(a) = r.macro_auroc_ovr {
-        out.push(("auroc_ovr".into(), a));
-    }
-    for (k, class) in classes.iter().enumerate() {
-        out.push((format!("precision/{class}"), r.precision[k]));
-        out.push((format!("recall/{class}"), r.recall[k]));
-        out.push((format!("f1/{class}"), r.f1[k]));
-    }
-    out
 }

@@ -1,5 +1,7 @@
 //! A tiny plugin for plugin-api's host tests. Its runtime misbehaviour is chosen by the
-//! `mode` hyper-parameter (`ok`, `panic`, `nan`, `error`); its header misbehaviour by a
+//! `mode` hyper-parameter (`ok`, `panic`, `nan`, `error`, and `diverge`: a NaN loss from
+//! the fourth step of an instance whose learning rate is above 0.01, for the runner's
+//! rollback); its header misbehaviour by a
 //! cargo feature, one library per feature.
 //!
 //! The "model" is a single scale `w`, trained by gradient descent to reproduce its input,
@@ -15,6 +17,8 @@ use gantry_plugin_api::{
 pub struct Fixture {
     mode: String,
     w: f64,
+    lr: f64,
+    steps: u64,
 }
 
 impl Model for Fixture {
@@ -37,7 +41,7 @@ impl Model for Fixture {
     fn create(
         params: &str,
         device: &str,
-        _setup: &Setup,
+        setup: &Setup,
         ctx: &mut Context<'_>,
     ) -> PluginResult<Self> {
         let map: std::collections::BTreeMap<String, String> =
@@ -48,7 +52,12 @@ impl Model for Fixture {
         }
         ctx.info("device", if device == "auto" { "cpu" } else { device });
         ctx.log(Level::Info, &format!("fixture created in mode {mode}"));
-        Ok(Fixture { mode, w: 0.0 })
+        Ok(Fixture {
+            mode,
+            w: 0.0,
+            lr: setup.learning_rate.unwrap_or(0.001),
+            steps: 0,
+        })
     }
 
     fn train_step(&mut self, batch: &Batch<'_>, ctx: &mut Context<'_>) -> PluginResult<()> {
@@ -59,8 +68,13 @@ impl Model for Fixture {
                 return Ok(());
             }
             "error" => return Err(PluginError::new("fixture asked to fail in train_step")),
+            "diverge" if self.lr > 0.01 && self.steps >= 3 => {
+                ctx.scalar("loss", f64::NAN);
+                return Ok(());
+            }
             _ => {}
         }
+        self.steps += 1;
         // loss = mean((w x - x)^2), d/dw = mean(2 (w-1) x^2)
         let n = batch.images.len().max(1) as f64;
         let sq: f64 = batch
