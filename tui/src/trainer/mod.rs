@@ -273,6 +273,9 @@ pub fn resume(opts: &ResumeOptions) -> Result<TrainOutcome> {
                 );
             }
             spec.train.epochs = epochs;
+        } else if let Some(target) = previous.as_ref().map(|s| s.epochs) {
+            // An earlier `resume --epochs N` extended the run; a later resume keeps that.
+            spec.train.epochs = spec.train.epochs.max(target);
         }
         let src = PluginSource {
             dirs: &opts.plugin_dirs,
