@@ -60,7 +60,9 @@ pub fn read(path: &Path) -> Result<DynamicImage, DataError> {
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
-    let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+    // A FIFO among the images would hang the loader in `open`, and a link to /dev/zero
+    // would read a gigabyte of zeros before failing: regular files only.
+    let file = crate::runfs::tail::open_regular(path).map_err(|e| io_error(path, e))?;
     let len = file.metadata().map_err(|e| io_error(path, e))?.len();
     if len > MAX_BYTES {
         return Err(DataError::Decode {
@@ -212,6 +214,27 @@ mod tests {
             .unwrap();
         let img = read(&path).unwrap();
         assert_eq!((img.width(), img.height()), (3, 2));
+    }
+
+    #[test]
+    fn special_files_are_refused_without_blocking_or_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.png");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        let zero = dir.path().join("zero.png");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        for (path, why) in [(&fifo, "a FIFO"), (&zero, "a device")] {
+            let err = read(path).unwrap_err().to_string();
+            assert!(
+                err.contains(path.to_str().unwrap()) && err.contains(why),
+                "{err}"
+            );
+        }
     }
 
     #[test]

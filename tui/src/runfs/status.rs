@@ -82,6 +82,10 @@ pub struct Status {
 /// Skipped images named in status.ron, at most.
 pub const SKIPPED_LISTED: usize = 50;
 
+/// How long a launched run may stay `queued` with no runner (pid 0) before it reads as
+/// crashed: its runner never started.
+pub const QUEUED_START_SECS: f64 = 30.0;
+
 /// Seconds between heartbeats.
 pub const HEARTBEAT_SECS: f64 = 2.0;
 
@@ -110,8 +114,22 @@ impl Liveness {
 impl Status {
     /// The run's liveness at `now` on host `this_host`.
     pub fn liveness(&self, now: f64, this_host: &str) -> Liveness {
-        if self.state.is_final() || self.state == State::Queued {
+        if self.state.is_final() {
             return Liveness::Recorded(self.state);
+        }
+        if self.state == State::Queued {
+            // A launcher writes `queued` with pid 0; its runner rewrites it with its own
+            // pid at once. A runner that died, or never started, is crashed.
+            let gone = if self.pid == 0 {
+                now - self.heartbeat > QUEUED_START_SECS
+            } else {
+                self.host == this_host && !process_alive(self.pid)
+            };
+            return if gone {
+                Liveness::Crashed
+            } else {
+                Liveness::Recorded(State::Queued)
+            };
         }
         if self.host == this_host && !process_alive(self.pid) {
             return Liveness::Crashed;
@@ -189,6 +207,15 @@ mod tests {
             running(u32::MAX - 1, 100.0).liveness(101.0, "here"),
             Liveness::Crashed
         );
+        let mut queued = running(0, 100.0);
+        queued.state = State::Queued;
+        assert_eq!(
+            queued.liveness(101.0, "here"),
+            Liveness::Recorded(State::Queued)
+        );
+        assert_eq!(queued.liveness(200.0, "here"), Liveness::Crashed);
+        queued.pid = u32::MAX - 1;
+        assert_eq!(queued.liveness(101.0, "here"), Liveness::Crashed);
         // Another host's pid says nothing about this machine.
         assert_eq!(
             running(u32::MAX - 1, 100.0).liveness(101.0, "there"),

@@ -3,10 +3,39 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use super::RunFsError;
+
+/// Opens `path` for reading if it is a regular file, and only then. Run folders and
+/// datasets are written by others: a FIFO planted as `scalars.csv` would block `open`
+/// until some writer came (a hung tailer), and a link to a device such as `/dev/zero`
+/// would be read forever. The open never blocks (`O_NONBLOCK`, which regular files
+/// ignore), and anything but a regular file is refused as `InvalidInput`.
+pub fn open_regular(path: &Path) -> std::io::Result<File> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    let kind = file.metadata()?.file_type();
+    if kind.is_file() {
+        return Ok(file);
+    }
+    let what = if kind.is_dir() {
+        "a folder"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "a device"
+    };
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("is {what}, not a regular file"),
+    ))
+}
 
 /// Complete lines appended to a file since the last read.
 #[derive(Debug, Default)]
@@ -33,7 +62,7 @@ impl LineTail {
     /// set when the file shrank or was replaced by another file (rewritten, e.g. on
     /// resume) and was read from the start.
     pub fn read_lines(&mut self, path: &Path) -> Result<TailRead, RunFsError> {
-        let mut file = match File::open(path) {
+        let mut file = match open_regular(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(TailRead::default()),
             Err(e) => return Err(RunFsError::io(path, e)),
@@ -102,6 +131,34 @@ mod tests {
         let read = tail.read_lines(&path).unwrap();
         assert!(read.restarted);
         assert_eq!(read.lines, vec!["new"]);
+    }
+
+    #[test]
+    fn special_files_are_refused_without_blocking() {
+        // Found by review for tests/hostile_input.rs: `File::open` of a FIFO blocks until a
+        // writer opens it, and `/dev/zero` never ends.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("scalars.csv");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        let err = LineTail::new().read_lines(&fifo).unwrap_err().to_string();
+        assert!(
+            err.contains("scalars.csv") && err.contains("a FIFO"),
+            "{err}"
+        );
+        let zero = dir.path().join("train.log");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let err = LineTail::new().read_lines(&zero).unwrap_err().to_string();
+        assert!(err.contains("a device, not a regular file"), "{err}");
+        let err = LineTail::new()
+            .read_lines(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a folder"), "{err}");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The dashboard's state: which run is selected and marked, the filter and sort, the
-//! active view and each view's settings. Keys change it; drawing only reads it. Data that
-//! a view needs from disk beyond the store (a score file, a decoded PNG) is loaded in
-//! [`App::prepare`], before drawing, into small caches.
+//! active view and each view's settings, the open popup (new-run form, confirmation) and
+//! the message bar. Keys change it; drawing only reads it. Data that a view needs from
+//! disk beyond the store (a score file, a decoded PNG) is loaded in [`App::prepare`],
+//! before drawing, into small caches. What a key asks of the world (launch, stop, resume,
+//! `$EDITOR`) is left in [`App::pending`] for the event loop.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -9,7 +11,11 @@ use std::path::PathBuf;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use regex::Regex;
 
+use super::actions::{Action, LaunchContext};
 use super::chart_cache::ChartCache;
+use super::plugin_catalog::PluginCatalog;
+use super::popups::confirm::{Answer, Confirm};
+use super::popups::run_form::{FormOutcome, RunForm};
 use super::store::{RunData, RunStore};
 use super::theme::Theme;
 use crate::metrics::threshold::ThresholdRule;
@@ -26,10 +32,12 @@ pub enum View {
     Samples,
     Log,
     Embedding,
+    /// Not about a run: the plugins on the search path.
+    Plugins,
 }
 
 impl View {
-    pub const ALL: [View; 7] = [
+    pub const ALL: [View; 8] = [
         View::Overview,
         View::Losses,
         View::Metrics,
@@ -37,6 +45,7 @@ impl View {
         View::Samples,
         View::Log,
         View::Embedding,
+        View::Plugins,
     ];
 
     pub fn title(self) -> &'static str {
@@ -48,6 +57,7 @@ impl View {
             View::Samples => "Samples",
             View::Log => "Log",
             View::Embedding => "Embedding",
+            View::Plugins => "Plugins",
         }
     }
 
@@ -159,6 +169,25 @@ pub struct ScoreSettings {
     pub log_count: bool,
 }
 
+/// One line at the bottom: what an action did, or why it could not. Cleared by the next
+/// key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// Raw: escaped when drawn (it may quote file contents and OS errors).
+    pub text: String,
+    pub error: bool,
+}
+
+impl Message {
+    pub fn info(text: String) -> Message {
+        Message { text, error: false }
+    }
+
+    pub fn error(text: String) -> Message {
+        Message { text, error: true }
+    }
+}
+
 pub struct App {
     pub theme: Theme,
     /// Unix time used for ages and liveness, set on every event (fixed in tests).
@@ -171,6 +200,8 @@ pub struct App {
     pub filter: Filter,
     pub sort: SortKey,
     pub help: bool,
+    /// Lines the help is scrolled down (it may not fit at 80x24).
+    pub help_scroll: u16,
     pub quit: bool,
     pub losses: LossSettings,
     pub scores: ScoreSettings,
@@ -186,6 +217,20 @@ pub struct App {
     pub image_cache: HashMap<PathBuf, Result<image::RgbImage, String>>,
     /// Smoothed, pre-decimated loss series.
     pub charts: ChartCache,
+    /// The plugins on the search path (from the background describer).
+    pub plugins: PluginCatalog,
+    pub plugins_scroll: u16,
+    /// The open new-run form.
+    pub form: Option<RunForm>,
+    /// The open yes/no question.
+    pub confirm: Option<Confirm>,
+    pub message: Option<Message>,
+    /// Runs sent SIGTERM from here: `x` on them again offers SIGKILL.
+    pub term_sent: BTreeSet<PathBuf>,
+    /// What the last key asked for; the event loop takes and performs it.
+    pub pending: Option<Action>,
+    /// Where launches go and with which plugin options.
+    pub launch: LaunchContext,
 }
 
 impl App {
@@ -201,6 +246,7 @@ impl App {
             filter: Filter::default(),
             sort: SortKey::Age,
             help: false,
+            help_scroll: 0,
             quit: false,
             losses: LossSettings {
                 smoothing: 0.6,
@@ -221,7 +267,23 @@ impl App {
             score_cache: HashMap::new(),
             image_cache: HashMap::new(),
             charts: ChartCache::default(),
+            plugins: PluginCatalog::default(),
+            plugins_scroll: 0,
+            form: None,
+            confirm: None,
+            message: None,
+            term_sent: BTreeSet::new(),
+            pending: None,
+            launch: LaunchContext::default(),
         }
+    }
+
+    /// A new plugin list from the describer; an open form picks it up.
+    pub fn set_plugins(&mut self, catalog: PluginCatalog) {
+        if let Some(form) = self.form.as_mut() {
+            form.sync_plugins(&catalog);
+        }
+        self.plugins = catalog;
     }
 
     /// The runs list: filtered and sorted.
@@ -349,14 +411,42 @@ impl App {
             self.quit = true;
             return true;
         }
+        let had_message = self.message.take().is_some();
+        if let Some(confirm) = &self.confirm {
+            match confirm.on_key(key) {
+                Answer::Yes(action) => {
+                    self.pending = Some(action);
+                    self.confirm = None;
+                }
+                Answer::No => self.confirm = None,
+                Answer::Pending => return had_message,
+            }
+            return true;
+        }
+        if let Some(form) = self.form.as_mut() {
+            match form.on_key(key) {
+                FormOutcome::Changed => {}
+                FormOutcome::Unchanged => return had_message,
+                FormOutcome::Cancel => self.form = None,
+                FormOutcome::Act(action) => self.pending = Some(action),
+            }
+            return true;
+        }
         if self.filter.editing {
             return self.on_filter_key(key);
         }
         if self.help {
-            // Any key closes help (q still quits).
-            self.help = false;
-            if key.code == KeyCode::Char('q') {
-                self.quit = true;
+            match key.code {
+                KeyCode::Down | KeyCode::Char('j') => self.help_scroll = self.help_scroll.saturating_add(1),
+                KeyCode::Up | KeyCode::Char('k') => {
+                    self.help_scroll = self.help_scroll.saturating_sub(1)
+                }
+                // Any other key closes help (q still quits).
+                code => {
+                    self.help = false;
+                    self.help_scroll = 0;
+                    self.quit = code == KeyCode::Char('q');
+                }
             }
             return true;
         }
@@ -367,7 +457,11 @@ impl App {
             KeyCode::BackTab => {
                 self.view = View::ALL[(self.view.index() + View::ALL.len() - 1) % View::ALL.len()]
             }
-            KeyCode::Char(c @ '1'..='7') => self.view = View::ALL[(c as u8 - b'1') as usize],
+            KeyCode::Char(c @ '1'..='8') => self.view = View::ALL[(c as u8 - b'1') as usize],
+            KeyCode::Char('n') => self.open_new_form(),
+            KeyCode::Char('c') => self.open_clone_form(store),
+            KeyCode::Char('x') => self.ask_stop(store),
+            KeyCode::Char('r') => self.ask_resume(store),
             KeyCode::Char('/') => {
                 self.filter.editing = true;
                 self.focus = Focus::Runs;
@@ -394,7 +488,7 @@ impl App {
             KeyCode::PageDown => self.move_by(10, store),
             KeyCode::Home | KeyCode::Char('g') => self.move_by(-1_000_000, store),
             KeyCode::End | KeyCode::Char('G') => self.move_by(1_000_000, store),
-            _ => return self.on_view_key(key),
+            _ => return self.on_view_key(key) || had_message,
         }
         true
     }
@@ -431,6 +525,7 @@ impl App {
                 }
                 View::Samples => self.samples_scroll = scroll(self.samples_scroll),
                 View::Overview => self.overview_scroll = scroll(self.overview_scroll),
+                View::Plugins => self.plugins_scroll = scroll(self.plugins_scroll),
                 _ => {}
             }
             return;
@@ -464,7 +559,8 @@ impl App {
                     (((self.losses.smoothing - 0.1) * 100.0).round() / 100.0).max(0.0);
             }
             (View::Losses, KeyCode::Char('L')) => self.losses.log_y = !self.losses.log_y,
-            (View::Losses, KeyCode::Char('x')) => {
+            // `a` for axis: `x` stops runs.
+            (View::Losses, KeyCode::Char('a')) => {
                 self.losses.x_axis = match self.losses.x_axis {
                     XAxis::Step => XAxis::Epoch,
                     XAxis::Epoch => XAxis::WallTime,

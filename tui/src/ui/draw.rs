@@ -1,5 +1,5 @@
-//! Lays out one frame: header, runs list, view tabs, the active view, key hints. Reads the
-//! app and the store; changes nothing.
+//! Lays out one frame: header, runs list, view tabs, the active view, key hints or the
+//! message bar, and the open popup on top. Reads the app and the store; changes nothing.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -52,6 +52,12 @@ pub fn draw(frame: &mut Frame, app: &App, store: &RunStore) {
     if app.help {
         views::help::render(frame, area, app);
     }
+    if let Some(form) = &app.form {
+        form.render(frame, area, &app.theme);
+    }
+    if let Some(confirm) = &app.confirm {
+        confirm.render(frame, area, &app.theme);
+    }
 }
 
 fn render_tabs(frame: &mut Frame, area: Rect, app: &App, store: &RunStore) {
@@ -103,6 +109,9 @@ fn render_tabs(frame: &mut Frame, area: Rect, app: &App, store: &RunStore) {
 }
 
 fn render_view(frame: &mut Frame, area: Rect, app: &App, store: &RunStore) {
+    if app.view == View::Plugins {
+        return views::plugins::render(frame, area, app);
+    }
     let compared = app.compared(store);
     let Some(run) = app.current(store) else {
         return views::placeholder(frame, area, app, "no run selected");
@@ -115,10 +124,24 @@ fn render_view(frame: &mut Frame, area: Rect, app: &App, store: &RunStore) {
         View::Samples => views::samples::render(frame, area, app, run),
         View::Log => views::log::render(frame, area, app, run),
         View::Embedding => views::embedding::render(frame, area, app, run),
+        View::Plugins => {}
     }
 }
 
 fn render_footer(frame: &mut Frame, area: Rect, app: &App, store: &RunStore) {
+    if let Some(m) = &app.message {
+        let style = if m.error {
+            app.theme.error
+        } else {
+            app.theme.text
+        };
+        let glyph = if m.error { "⚠" } else { "·" };
+        frame.render_widget(
+            Line::styled(format!("{glyph} {}", escape_controls(&m.text)), style),
+            area,
+        );
+        return;
+    }
     if let Some(e) = store.root_errors.first() {
         frame.render_widget(
             Line::styled(format!("⚠ {}", escape_controls(e)), app.theme.error),
@@ -133,7 +156,7 @@ fn render_footer(frame: &mut Frame, area: Rect, app: &App, store: &RunStore) {
             View::Losses => &[
                 ("+-", "smooth"),
                 ("L", "log"),
-                ("x", "axis"),
+                ("a", "axis"),
                 ("z", "zoom"),
                 ("Space", "mark"),
                 ("?", "help"),
@@ -153,11 +176,20 @@ fn render_footer(frame: &mut Frame, area: Rect, app: &App, store: &RunStore) {
                 ("?", "help"),
                 ("q", "quit"),
             ],
+            View::Plugins => &[
+                ("Enter", "scroll"),
+                ("n", "new run"),
+                ("Tab", "view"),
+                ("?", "help"),
+                ("q", "quit"),
+            ],
             _ => &[
                 ("Tab", "view"),
                 ("/", "filter"),
                 ("Space", "mark"),
                 ("S", "sort"),
+                ("n", "new"),
+                ("x", "stop"),
                 ("?", "help"),
                 ("q", "quit"),
             ],

@@ -1,15 +1,17 @@
 //! One event channel for the dashboard: terminal input, "runs changed" from the watcher,
-//! and a slow liveness tick. The UI loop blocks on it and draws only after handling an
-//! event that changed something: idle means no redraw and no bytes to the terminal.
+//! a new plugin list, and a slow liveness tick. The UI loop blocks on it and draws only
+//! after handling an event that changed something: idle means no redraw and no bytes to
+//! the terminal.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
+use super::plugin_catalog::PluginCatalog;
 use super::store::RunStore;
 
 /// File events arriving within this window are handled as one refresh: a training step
@@ -18,6 +20,9 @@ const COALESCE: Duration = Duration::from_millis(15);
 /// How often runs that should be alive are re-checked (stalled, crashed) when no file
 /// event arrives; matches the runner's heartbeat.
 const LIVENESS_TICK: Duration = Duration::from_secs(2);
+/// How long the input thread waits for a key before looking whether it should pause; the
+/// most a pause (to hand the terminal to `$EDITOR`) waits for it.
+const INPUT_POLL: Duration = Duration::from_millis(100);
 
 /// What wakes the UI loop.
 #[derive(Debug)]
@@ -27,6 +32,9 @@ pub enum Event {
     StoreChanged,
     /// Time passed with live runs: ages and liveness may read differently.
     Tick,
+    /// The plugins on the search path, after a library was described, added, replaced
+    /// or removed.
+    Plugins(PluginCatalog),
     /// Reading the terminal failed (closed): quit.
     InputClosed(String),
 }
@@ -36,14 +44,87 @@ pub struct WatchGuard {
     _watcher: Option<Box<dyn Watcher + Send>>,
 }
 
-/// Reads terminal input on its own thread.
-pub fn spawn_input(tx: Sender<Event>) {
+/// Lets the UI thread take the terminal's input away from the input thread, for a child
+/// (`$EDITOR`) that reads the terminal itself: two readers would split the keystrokes.
+#[derive(Debug, Default)]
+pub struct InputGate {
+    state: Mutex<GateState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    /// The UI asks the input thread to stop reading.
+    pause: bool,
+    /// The input thread has stopped reading and waits.
+    parked: bool,
+}
+
+impl InputGate {
+    fn lock(&self) -> MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stops the input thread reading; returns once it has (or after a few polls, if
+    /// it is gone).
+    pub fn pause(&self) {
+        let mut state = self.lock();
+        state.pause = true;
+        let deadline = Instant::now() + 5 * INPUT_POLL;
+        while !state.parked {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Lets the input thread read again.
+    pub fn resume(&self) {
+        self.lock().pause = false;
+        self.changed.notify_all();
+    }
+
+    /// On the input thread: waits here while paused.
+    fn park_if_paused(&self) {
+        let mut state = self.lock();
+        if !state.pause {
+            return;
+        }
+        state.parked = true;
+        self.changed.notify_all();
+        while state.pause {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        state.parked = false;
+    }
+}
+
+/// Reads terminal input on its own thread; the gate pauses it.
+pub fn spawn_input(tx: Sender<Event>) -> Arc<InputGate> {
+    let gate = Arc::new(InputGate::default());
+    let thread_gate = Arc::clone(&gate);
     std::thread::Builder::new()
         .name("input".into())
         .spawn(move || {
             loop {
-                let event = match crossterm::event::read() {
-                    Ok(ev) => Event::Input(ev),
+                thread_gate.park_if_paused();
+                // Polling with a timeout, not a blocking read, so a pause is noticed
+                // without a key press.
+                let event = match crossterm::event::poll(INPUT_POLL) {
+                    Ok(false) => continue,
+                    Ok(true) => match crossterm::event::read() {
+                        Ok(ev) => Event::Input(ev),
+                        Err(e) => Event::InputClosed(e.to_string()),
+                    },
                     Err(e) => Event::InputClosed(e.to_string()),
                 };
                 let closed = matches!(event, Event::InputClosed(_));
@@ -53,6 +134,7 @@ pub fn spawn_input(tx: Sender<Event>) {
             }
         })
         .expect("spawn input thread");
+    gate
 }
 
 /// Watches the roots, refreshes the store off the UI thread, and sends `StoreChanged` when
@@ -156,6 +238,31 @@ mod tests {
 
     use super::*;
     use crate::fixtures;
+
+    /// A pause returns only once the reader is parked, and resume lets it go on.
+    #[test]
+    fn input_gate_parks_the_reader() {
+        let gate = Arc::new(InputGate::default());
+        let reader = Arc::clone(&gate);
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for i in 0.. {
+                reader.park_if_paused();
+                if tx.send(i).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        rx.recv().unwrap();
+        gate.pause();
+        assert!(gate.lock().parked);
+        while rx.try_recv().is_ok() {}
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(rx.try_recv().is_err(), "the reader went on while paused");
+        gate.resume();
+        assert!(rx.recv_timeout(Duration::from_secs(1)).is_ok());
+    }
 
     /// `--poll` for filesystems without inotify: an appended line still arrives.
     #[test]

@@ -1,12 +1,19 @@
 //! The dashboard (`gantry`, `gantry watch`): a ratatui app over one or more run roots.
 //! It reads runs only through [`crate::runfs`] (via [`store`]) and never loads plugin
-//! code. The loop blocks on one event channel and draws only after an event changed
-//! something, so an idle dashboard writes nothing to the terminal.
+//! code (plugins are described in child processes, off the UI thread). The loop blocks
+//! on one event channel and draws only after an event changed something, so an idle
+//! dashboard writes nothing to the terminal. Launch, stop and resume go through
+//! [`crate::control`], after a key left an [`actions::Action`] for the loop.
 
+pub mod actions;
 pub mod app;
 pub mod chart_cache;
 pub mod draw;
+pub mod editor;
 pub mod event;
+pub mod plugin_catalog;
+pub mod popups;
+mod run_commands;
 pub mod series;
 pub mod store;
 pub mod theme;
@@ -15,17 +22,22 @@ pub mod widgets;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_actions;
+#[cfg(test)]
+mod tests_hostile;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 
-use app::App;
-use event::Event;
+use actions::{Action, LaunchContext, LocalControl};
+use app::{App, Message};
+use event::{Event, InputGate};
 use store::RunStore;
 use theme::Theme;
 
@@ -42,6 +54,9 @@ pub struct WatchOptions {
     pub select: Option<String>,
 }
 
+const TMP_DIRS: &[PathBuf] = &[];
+const TMP_INSECURE: bool = false;
+
 /// Runs the dashboard until the user quits. The terminal is restored on every exit path,
 /// a panic included (ratatui's init installs a hook that restores it first).
 pub fn run(opts: WatchOptions) -> Result<()> {
@@ -56,13 +71,41 @@ pub fn run(opts: WatchOptions) -> Result<()> {
     store.write().expect("store lock").rescan();
     let (tx, rx) = mpsc::channel();
     let _watch = event::spawn_watcher(&opts.roots, opts.poll, Arc::clone(&store), tx.clone())?;
-    event::spawn_input(tx);
-    let mut terminal = ratatui::try_init().context("setting up the terminal")?;
+    let _plugin_watch = spawn_plugin_describer(&opts, tx.clone())?;
+    let gate = event::spawn_input(tx);
+    let runs = opts
+        .roots
+        .first()
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("runs"));
     let mut app = App::new(Theme::from_env(), time::now(), hostname());
-    app.selected = opts.select.as_ref().map(|id| opts.roots[0].join(id));
-    let result = event_loop(&mut terminal, &mut app, &store, &rx);
+    app.selected = opts.select.as_ref().map(|id| runs.join(id));
+    app.launch = LaunchContext {
+        runs,
+        plugin_dirs: TMP_DIRS.to_vec(),
+        allow_insecure_plugins: TMP_INSECURE,
+        cwd: std::env::current_dir().context("reading the current folder")?,
+    };
+    let mut terminal = ratatui::try_init().context("setting up the terminal")?;
+    let result = event_loop(&mut terminal, &mut app, &store, &rx, &gate);
     ratatui::restore();
     result
+}
+
+/// Describes the plugins on the search path in the background, each in a child
+/// `gantry plugins describe` (a crashing library takes only the child down).
+fn spawn_plugin_describer(
+    opts: &WatchOptions,
+    tx: mpsc::Sender<Event>,
+) -> Result<plugin_catalog::PluginWatch> {
+    let exe = std::env::current_exe().context("locating the gantry executable")?;
+    let allow_insecure = TMP_INSECURE;
+    let describe = move |path: &Path| crate::plugins::describe_isolated(&exe, path, allow_insecure);
+    Ok(plugin_catalog::spawn(
+        crate::plugins::search_path(TMP_DIRS),
+        Box::new(describe),
+        tx,
+    ))
 }
 
 fn event_loop(
@@ -70,6 +113,7 @@ fn event_loop(
     app: &mut App,
     store: &RwLock<RunStore>,
     rx: &mpsc::Receiver<Event>,
+    gate: &InputGate,
 ) -> Result<()> {
     let mut dirty = true;
     loop {
@@ -91,10 +135,39 @@ fn event_loop(
             Event::Input(crossterm::event::Event::Resize(..)) => true,
             Event::Input(_) => false,
             Event::StoreChanged | Event::Tick => true,
+            Event::Plugins(catalog) => {
+                app.set_plugins(catalog);
+                true
+            }
             Event::InputClosed(e) => bail!("terminal input closed: {e}"),
         };
+        if let Some(action) = app.pending.take() {
+            perform(terminal, app, gate, action);
+            dirty = true;
+        }
         if app.quit {
             return Ok(());
         }
+    }
+}
+
+/// Carries out what a key asked for: `$EDITOR` here (it needs the terminal), the rest
+/// through [`actions::perform`].
+fn perform(
+    terminal: &mut ratatui::DefaultTerminal,
+    app: &mut App,
+    gate: &InputGate,
+    action: Action,
+) {
+    match action {
+        Action::Edit { text } => match editor::edit(terminal, gate, &text) {
+            Ok(edited) => {
+                if let Some(form) = app.form.as_mut() {
+                    form.edited(edited);
+                }
+            }
+            Err(e) => app.message = Some(Message::error(format!("{e:#}"))),
+        },
+        other => actions::perform(app, other, &LocalControl),
     }
 }

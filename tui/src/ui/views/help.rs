@@ -1,4 +1,4 @@
-//! The `?` overlay: every key, by where it acts.
+//! The `?` overlay: every key, by where it acts; `↑↓` scroll it where it does not fit.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -12,7 +12,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("", "Everywhere"),
     ("q  Ctrl-C", "quit"),
     ("?", "this help (any key closes it)"),
-    ("Tab  Shift-Tab  1-7", "next / previous / n-th view"),
+    ("Tab  Shift-Tab  1-8", "next / previous / n-th view (8: plugins)"),
     (
         "↑↓  j k  PgUp PgDn  g G",
         "select run (or scroll the focused view)",
@@ -21,10 +21,21 @@ pub const KEYS: &[(&str, &str)] = &[
     ("/", "filter runs by name, plugin, dataset (regex or text)"),
     ("Space", "mark / unmark the run for comparison"),
     ("S", "sort runs: age, name, state, best"),
+    ("", "Runs"),
+    ("n", "new run: plugin, data, device, hyper-parameters"),
+    ("c", "clone the selected run's config into the new-run form"),
+    ("x", "stop the selected run (SIGTERM, after y); again: SIGKILL"),
+    ("r", "resume a stopped, failed or crashed run (after y)"),
+    ("", "New-run form"),
+    ("↑↓  Tab", "next / previous field"),
+    ("i  Space", "type into the field (Enter keeps, Esc reverts)"),
+    ("←→", "choose: plugin, kind, channels, device"),
+    ("e", "the whole config as RON in $EDITOR"),
+    ("Enter", "check, then launch;  Esc: cancel"),
     ("", "Losses"),
     ("+  -", "smoothing up / down (debiased EMA, 0 to 0.99)"),
     ("L", "log scale on y"),
-    ("x", "x axis: step, epoch, wall time"),
+    ("a", "x axis: step, epoch, wall time"),
     ("z", "zoom: all, last 1000, 100, 20 points"),
     ("", "Scores"),
     ("[  ]", "earlier / later evaluation"),
@@ -33,11 +44,17 @@ pub const KEYS: &[(&str, &str)] = &[
     ("L", "log counts"),
     ("", "Samples"),
     ("[  ]", "earlier / later epoch;  ↑↓ scroll when focused"),
+    ("", "Plugins"),
+    ("Enter  ↑↓", "focus, then scroll; the list follows the plugin folders"),
 ];
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let width = area.width.min(80);
     let height = (KEYS.len() as u16 + 2).min(area.height);
+    let clipped = KEYS.len() as u16 + 2 > height;
+    let scroll = app
+        .help_scroll
+        .min((KEYS.len() as u16 + 2).saturating_sub(height));
     let popup = Rect::new(
         area.x + (area.width - width) / 2,
         area.y + (area.height - height) / 2,
@@ -63,8 +80,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             Block::default()
                 .borders(Borders::ALL)
                 .border_style(app.theme.focus_border)
-                .title(" keys "),
-        ),
+                .title(if clipped {
+                    " keys (↑↓ scroll) "
+                } else {
+                    " keys "
+                }),
+        )
+        .scroll((scroll, 0)),
         popup,
     );
 }

@@ -6,6 +6,7 @@ pub mod log;
 pub mod losses;
 pub mod metrics;
 pub mod overview;
+pub mod plugins;
 pub mod runs;
 pub mod samples;
 pub mod scores;
