@@ -6,7 +6,9 @@ fn main() -> ExitCode {
     match gantry::cli::run() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Messages quote file names and file contents: never raw escapes to a terminal.
+            let text = gantry::text::escape_controls_keep_newlines(&format!("{e:#}"));
+            eprintln!("error: {text}");
             ExitCode::FAILURE
         }
     }

@@ -18,6 +18,15 @@ pub fn escape_controls(s: &str) -> String {
     out
 }
 
+/// As [`escape_controls`], keeping newlines: for multi-line text such as an error chain
+/// printed to a terminal.
+pub fn escape_controls_keep_newlines(s: &str) -> String {
+    s.split('\n')
+        .map(escape_controls)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -26,5 +35,9 @@ mod tests {
     fn escapes_ansi_sequences() {
         assert_eq!(escape_controls("run\u{1b}[31mred"), "run\\u{1b}[31mred");
         assert_eq!(escape_controls("plain"), "plain");
+        assert_eq!(
+            escape_controls_keep_newlines("a\u{1b}]52;c;eA==\u{7}\nb"),
+            "a\\u{1b}]52;c;eA==\\u{7}\nb"
+        );
     }
 }

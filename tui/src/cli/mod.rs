@@ -422,9 +422,10 @@ fn report_outcome(outcome: &trainer::TrainOutcome) -> ExitCode {
     let dir = outcome.folder.dir.display();
     match outcome.status.state {
         State::Failed => {
+            let error = outcome.status.error.as_deref().unwrap_or("unknown error");
             eprintln!(
                 "run {dir} failed: {}",
-                outcome.status.error.as_deref().unwrap_or("unknown error")
+                crate::text::escape_controls_keep_newlines(error)
             );
             ExitCode::FAILURE
         }
