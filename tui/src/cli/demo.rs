@@ -111,6 +111,8 @@ fn train_under_dashboard(
         roots: vec![runs.to_path_buf()],
         poll: None,
         select: Some(name.to_string()),
+        plugin_dirs: plugin_dirs.to_vec(),
+        allow_insecure_plugins: false,
     });
     if child.try_wait()?.is_none() {
         eprintln!("demo: stopping the run (SIGTERM; it checkpoints and ends as stopped)");

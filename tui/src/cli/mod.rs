@@ -43,6 +43,12 @@ pub enum Command {
         /// Poll the filesystem every SECONDS instead of inotify (NFS, sshfs).
         #[arg(long, value_name = "SECONDS")]
         poll: Option<f64>,
+        /// Extra plugin folders for the Plugins view and the runs it launches.
+        #[arg(long = "plugins")]
+        plugins: Vec<PathBuf>,
+        /// Describe and run plugins even when other users can write them.
+        #[arg(long)]
+        allow_insecure_plugins: bool,
     },
     /// Train one model: load its plugin, train, write one run folder.
     Train {
@@ -215,12 +221,16 @@ pub fn run() -> Result<ExitCode> {
         None => {
             ui::run(WatchOptions {
                 roots: vec![PathBuf::from("runs")],
-                poll: None,
-                select: None,
+                ..Default::default()
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Watch { runs, poll }) => {
+        Some(Command::Watch {
+            runs,
+            poll,
+            plugins,
+            allow_insecure_plugins,
+        }) => {
             ui::run(WatchOptions {
                 roots: if runs.is_empty() {
                     vec![PathBuf::from("runs")]
@@ -229,6 +239,8 @@ pub fn run() -> Result<ExitCode> {
                 },
                 poll: poll.map(Duration::from_secs_f64),
                 select: None,
+                plugin_dirs: plugins,
+                allow_insecure_plugins,
             })?;
             Ok(ExitCode::SUCCESS)
         }

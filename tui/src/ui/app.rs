@@ -362,6 +362,14 @@ impl App {
 
     /// Loads what the next draw needs from disk into the caches (drawing never does I/O).
     pub fn prepare(&mut self, store: &RunStore) {
+        // A run that has ended no longer needs its SIGKILL offer (nor one resumed later).
+        self.term_sent.retain(|dir| {
+            store
+                .runs
+                .get(dir)
+                .and_then(|r| r.status.as_ref())
+                .is_some_and(|s| !s.state.is_final())
+        });
         if self.view == View::Losses {
             let compared = self.compared(store);
             self.charts.update(&compared, &self.losses);
@@ -437,7 +445,9 @@ impl App {
         }
         if self.help {
             match key.code {
-                KeyCode::Down | KeyCode::Char('j') => self.help_scroll = self.help_scroll.saturating_add(1),
+                KeyCode::Down | KeyCode::Char('j') => {
+                    self.help_scroll = self.help_scroll.saturating_add(1)
+                }
                 KeyCode::Up | KeyCode::Char('k') => {
                     self.help_scroll = self.help_scroll.saturating_sub(1)
                 }

@@ -99,10 +99,7 @@ impl InputGate {
         state.parked = true;
         self.changed.notify_all();
         while state.pause {
-            state = self
-                .changed
-                .wait(state)
-                .unwrap_or_else(|e| e.into_inner());
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
         }
         state.parked = false;
     }

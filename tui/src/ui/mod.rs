@@ -45,17 +45,19 @@ use crate::runfs::status::hostname;
 use crate::runfs::time;
 
 /// How `gantry watch` was asked to run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct WatchOptions {
     pub roots: Vec<PathBuf>,
     /// Poll the filesystem at this interval instead of inotify (NFS, sshfs).
     pub poll: Option<Duration>,
     /// Run folder (under the first root) to select at start.
     pub select: Option<String>,
+    /// `--plugins DIR` flags: searched first by the Plugins view and the new-run form,
+    /// and passed on to the runners it launches and resumes.
+    pub plugin_dirs: Vec<PathBuf>,
+    /// `--allow-insecure-plugins`: describe and run plugins that other users can write.
+    pub allow_insecure_plugins: bool,
 }
-
-const TMP_DIRS: &[PathBuf] = &[];
-const TMP_INSECURE: bool = false;
 
 /// Runs the dashboard until the user quits. The terminal is restored on every exit path,
 /// a panic included (ratatui's init installs a hook that restores it first).
@@ -82,9 +84,10 @@ pub fn run(opts: WatchOptions) -> Result<()> {
     app.selected = opts.select.as_ref().map(|id| runs.join(id));
     app.launch = LaunchContext {
         runs,
-        plugin_dirs: TMP_DIRS.to_vec(),
-        allow_insecure_plugins: TMP_INSECURE,
-        cwd: std::env::current_dir().context("reading the current folder")?,
+        plugin_dirs: opts.plugin_dirs.clone(),
+        allow_insecure_plugins: opts.allow_insecure_plugins,
+        // Only relative dataset paths typed into a fresh form depend on it.
+        cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
     };
     let mut terminal = ratatui::try_init().context("setting up the terminal")?;
     let result = event_loop(&mut terminal, &mut app, &store, &rx, &gate);
@@ -99,10 +102,10 @@ fn spawn_plugin_describer(
     tx: mpsc::Sender<Event>,
 ) -> Result<plugin_catalog::PluginWatch> {
     let exe = std::env::current_exe().context("locating the gantry executable")?;
-    let allow_insecure = TMP_INSECURE;
+    let allow_insecure = opts.allow_insecure_plugins;
     let describe = move |path: &Path| crate::plugins::describe_isolated(&exe, path, allow_insecure);
     Ok(plugin_catalog::spawn(
-        crate::plugins::search_path(TMP_DIRS),
+        crate::plugins::search_path(&opts.plugin_dirs),
         Box::new(describe),
         tx,
     ))

@@ -11,8 +11,11 @@ use crate::ui::app::App;
 pub const KEYS: &[(&str, &str)] = &[
     ("", "Everywhere"),
     ("q  Ctrl-C", "quit"),
-    ("?", "this help (any key closes it)"),
-    ("Tab  Shift-Tab  1-8", "next / previous / n-th view (8: plugins)"),
+    ("?", "this help (↑↓ scroll it, any other key closes it)"),
+    (
+        "Tab  Shift-Tab  1-8",
+        "next / previous / n-th view (8: plugins)",
+    ),
     (
         "↑↓  j k  PgUp PgDn  g G",
         "select run (or scroll the focused view)",
@@ -24,7 +27,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("", "Runs"),
     ("n", "new run: plugin, data, device, hyper-parameters"),
     ("c", "clone the selected run's config into the new-run form"),
-    ("x", "stop the selected run (SIGTERM, after y); again: SIGKILL"),
+    (
+        "x",
+        "stop the selected run (SIGTERM, after y); again: SIGKILL",
+    ),
     ("r", "resume a stopped, failed or crashed run (after y)"),
     ("", "New-run form"),
     ("↑↓  Tab", "next / previous field"),
@@ -45,7 +51,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("", "Samples"),
     ("[  ]", "earlier / later epoch;  ↑↓ scroll when focused"),
     ("", "Plugins"),
-    ("Enter  ↑↓", "focus, then scroll; the list follows the plugin folders"),
+    (
+        "Enter  ↑↓",
+        "focus, then scroll; the list follows the plugin folders",
+    ),
 ];
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
@@ -76,17 +85,18 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         .collect();
     frame.render_widget(Clear, popup);
     frame.render_widget(
-        Paragraph::new(lines).block(
-            Block::default()
-                .borders(Borders::ALL)
-                .border_style(app.theme.focus_border)
-                .title(if clipped {
-                    " keys (↑↓ scroll) "
-                } else {
-                    " keys "
-                }),
-        )
-        .scroll((scroll, 0)),
+        Paragraph::new(lines)
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .border_style(app.theme.focus_border)
+                    .title(if clipped {
+                        " keys (↑↓ scroll) "
+                    } else {
+                        " keys "
+                    }),
+            )
+            .scroll((scroll, 0)),
         popup,
     );
 }

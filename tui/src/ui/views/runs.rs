@@ -46,11 +46,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, store: &RunStore) {
         let roots: Vec<String> = store
             .roots
             .iter()
-            .map(|r| r.display().to_string())
+            .map(|r| escape_controls(&r.display().to_string()))
             .collect();
         let text = if store.runs.is_empty() {
             format!(
-                "no runs yet in {} — start one with `gantry train CONFIG.ron`",
+                "no runs yet in {} — n starts one (or `gantry train CONFIG.ron`)",
                 roots.join(", ")
             )
         } else {

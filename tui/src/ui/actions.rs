@@ -1,0 +1,140 @@
+//! What the dashboard asks of the world beyond its own state: launching, stopping and
+//! resuming runs (through [`crate::control`]) and opening `$EDITOR`. Key handlers only
+//! record an [`Action`] on the app; the event loop performs it after the key, so key
+//! handling stays free of processes and signals and tests can stand a fake in for them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use super::app::{App, Focus, Message};
+use crate::control::{self, LaunchOptions, ResumeOptions, StopSent};
+use crate::runfs::RunFolder;
+use crate::runfs::spec::RunSpec;
+
+/// Something a key asked for that the event loop carries out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Start a detached runner for a validated config.
+    Launch {
+        /// Where the config counts as written (relative data paths resolve from here).
+        config: PathBuf,
+        /// Boxed: a spec is large next to the other actions.
+        spec: Box<RunSpec>,
+        name: Option<String>,
+    },
+    /// SIGTERM (or SIGKILL when `force`) the run's runner.
+    Stop { dir: PathBuf, force: bool },
+    /// Resume the run from its last checkpoint, detached.
+    Resume { dir: PathBuf },
+    /// Open this config text in `$EDITOR` and give the result to the new-run form.
+    Edit { text: String },
+}
+
+/// Where launches go and which plugins runners may load; set once from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct LaunchContext {
+    /// The run root new runs are created in (the first watched root).
+    pub runs: PathBuf,
+    /// `--plugins` flags, passed on to runners.
+    pub plugin_dirs: Vec<PathBuf>,
+    pub allow_insecure_plugins: bool,
+    /// What a fresh form's relative paths are relative to.
+    pub cwd: PathBuf,
+}
+
+/// The control operations the dashboard uses; [`LocalControl`] is the real one.
+pub trait RunControl {
+    fn launch(&self, config: &Path, spec: &RunSpec, opts: &LaunchOptions) -> Result<RunFolder>;
+    fn stop(&self, dir: &Path, force: bool) -> Result<StopSent>;
+    fn resume(&self, dir: &Path, opts: &ResumeOptions) -> Result<()>;
+}
+
+/// Runners on this machine, through [`crate::control`].
+pub struct LocalControl;
+
+impl RunControl for LocalControl {
+    fn launch(&self, config: &Path, spec: &RunSpec, opts: &LaunchOptions) -> Result<RunFolder> {
+        control::launch(config, spec, opts)
+    }
+
+    fn stop(&self, dir: &Path, force: bool) -> Result<StopSent> {
+        control::stop(dir, force)
+    }
+
+    fn resume(&self, dir: &Path, opts: &ResumeOptions) -> Result<()> {
+        control::resume_detached(dir, opts)
+    }
+}
+
+/// Carries out a control action and reports the outcome on the app (message bar, form,
+/// selection). Never fails: a refusal is a message. `Edit` needs the terminal and is the
+/// event loop's to perform; here it is ignored.
+pub fn perform(app: &mut App, action: Action, control: &dyn RunControl) {
+    let ctx = app.launch.clone();
+    match action {
+        Action::Launch { config, spec, name } => {
+            let opts = LaunchOptions {
+                runs: ctx.runs,
+                name,
+                device: None,
+                plugin_dirs: ctx.plugin_dirs,
+                allow_insecure_plugins: ctx.allow_insecure_plugins,
+            };
+            match control.launch(&config, &spec, &opts) {
+                Ok(folder) => {
+                    app.message = Some(Message::info(format!(
+                        "launched {}: queued, its runner is starting (x stops it)",
+                        folder.id()
+                    )));
+                    app.selected = Some(folder.dir);
+                    app.focus = Focus::Runs;
+                    app.form = None;
+                }
+                Err(e) => {
+                    let text = format!("launch failed: {e:#}");
+                    if let Some(form) = app.form.as_mut() {
+                        form.show_launch_error(&text);
+                    }
+                    app.message = Some(Message::error(text));
+                }
+            }
+        }
+        Action::Stop { dir, force } => {
+            let id = RunFolder::new(&dir).id();
+            app.message = Some(match control.stop(&dir, force) {
+                Ok(StopSent::Term { pid }) => {
+                    app.term_sent.insert(dir);
+                    Message::info(format!(
+                        "SIGTERM sent to {id} (pid {pid}): it stops after its current step \
+                         with a checkpoint; x again sends SIGKILL"
+                    ))
+                }
+                Ok(StopSent::Kill { pid }) => {
+                    app.term_sent.remove(&dir);
+                    Message::info(format!(
+                        "SIGKILL sent to {id} (pid {pid}); r resumes it from its last checkpoint"
+                    ))
+                }
+                Err(e) => Message::error(format!("stop {id}: {e:#}")),
+            });
+        }
+        Action::Resume { dir } => {
+            let id = RunFolder::new(&dir).id();
+            let opts = ResumeOptions {
+                epochs: None,
+                device: None,
+                plugin_dirs: ctx.plugin_dirs,
+                allow_insecure_plugins: ctx.allow_insecure_plugins,
+            };
+            app.message = Some(match control.resume(&dir, &opts) {
+                Ok(()) => {
+                    app.term_sent.remove(&dir);
+                    Message::info(format!("resuming {id} from its last checkpoint"))
+                }
+                Err(e) => Message::error(format!("resume {id}: {e:#}")),
+            });
+        }
+        Action::Edit { .. } => {}
+    }
+}
