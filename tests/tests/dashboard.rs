@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use gantry::fixtures;
-use gantry_e2e::gantry_bin;
+use gantry_e2e::{gantry, gantry_bin, plugin_dir, small_config};
 
 /// A tmux session that is killed when dropped.
 struct Tmux {
@@ -17,7 +17,10 @@ struct Tmux {
 
 impl Tmux {
     fn start(command: &str, width: u16, height: u16) -> Tmux {
-        let name = format!("gantry-e2e-{}", std::process::id());
+        // Unique per session: the tests of this file run in parallel.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("gantry-e2e-{}-{n}", std::process::id());
         let status = Command::new("tmux")
             .args([
                 "new-session",
@@ -88,7 +91,7 @@ impl Tmux {
                 return (screen, start.elapsed());
             }
             assert!(
-                start.elapsed() < Duration::from_secs(10),
+                start.elapsed() < Duration::from_secs(30),
                 "timed out waiting for {what}; screen:\n{screen}"
             );
             std::thread::sleep(Duration::from_millis(20));
@@ -212,4 +215,71 @@ fn dashboard_in_tmux() {
         leave < cursor && cursor < tail.rfind("EXIT=0").unwrap(),
         "{tail:?}"
     );
+}
+
+/// The orchestration keys on a real runner: `x` `y` stops it (SIGTERM, checkpoint), `r`
+/// `y` resumes it, and the runner outlives the dashboard.
+#[test]
+fn stop_and_resume_from_the_dashboard_in_tmux() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (code, _, err) = gantry(&[
+        "data",
+        "synth",
+        "--out",
+        data.to_str().unwrap(),
+        "--n",
+        "96",
+        "--size",
+        "16",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let cfg = dir.path().join("cfg.ron");
+    std::fs::write(&cfg, small_config(&data, 5000)).unwrap();
+    let root = dir.path().join("runs");
+    let plugins = plugin_dir();
+    let (code, _, err) = gantry(&[
+        "train",
+        cfg.to_str().unwrap(),
+        "--runs",
+        root.to_str().unwrap(),
+        "--name",
+        "live",
+        "--detach",
+        "--plugins",
+        plugins.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let run = root.join("live");
+    let command = format!(
+        "{} watch --runs {} --plugins {}; echo EXIT=$?; sleep 30",
+        gantry_bin().display(),
+        root.display(),
+        plugins.display()
+    );
+    let tmux = Tmux::start(&command, 100, 30);
+    tmux.wait_for("the running run", |s| s.contains("▶  live"));
+
+    tmux.keys(&["x"]);
+    tmux.wait_for("the stop confirmation", |s| s.contains("Stop run live?"));
+    tmux.keys(&["y"]);
+    let (screen, _) = tmux.wait_for("the stopped run", |s| s.contains("■  live"));
+    assert!(screen.contains("SIGTERM sent to live"), "{screen}");
+    assert!(run.join("checkpoints/last/checkpoint.ron").is_file());
+
+    tmux.keys(&["r"]);
+    tmux.wait_for("the resume confirmation", |s| s.contains("Resume run live?"));
+    tmux.keys(&["y"]);
+    tmux.wait_for("the resumed run", |s| s.contains("▶  live"));
+
+    // Quitting the dashboard leaves the detached runner training.
+    tmux.keys(&["q"]);
+    tmux.wait_for("the dashboard to exit", |s| s.contains("EXIT=0"));
+    let status = gantry::runfs::RunFolder::new(&run).read_status().unwrap();
+    assert!(
+        gantry::runfs::status::process_alive(status.pid),
+        "the runner outlives the dashboard"
+    );
+    let (code, _, err) = gantry(&["stop", run.to_str().unwrap(), "--force", "--wait", "30"]);
+    assert_eq!(code, 0, "{err}");
 }
