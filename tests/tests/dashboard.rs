@@ -268,7 +268,9 @@ fn stop_and_resume_from_the_dashboard_in_tmux() {
     assert!(run.join("checkpoints/last/checkpoint.ron").is_file());
 
     tmux.keys(&["r"]);
-    tmux.wait_for("the resume confirmation", |s| s.contains("Resume run live?"));
+    tmux.wait_for("the resume confirmation", |s| {
+        s.contains("Resume run live?")
+    });
     tmux.keys(&["y"]);
     tmux.wait_for("the resumed run", |s| s.contains("▶  live"));
 
