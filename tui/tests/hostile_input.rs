@@ -1067,6 +1067,16 @@ fn special_files_are_refused_not_waited_on() {
         assert!(err.contains(&shown), "{err}");
         let err = decode::read(path).unwrap_err().to_string();
         assert!(err.contains(&shown), "{err}");
+        // The whole-file readers of a run folder (status.ron, run.ron, scores).
+        let err = gantry::runfs::read_ron::<gantry::runfs::status::Status>(path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&shown) && err.contains("not a regular file"),
+            "{err}"
+        );
+        let err = gantry::runfs::scores::read(path).unwrap_err().to_string();
+        assert!(err.contains(&shown), "{err}");
     }
     assert!(start.elapsed() < CASE_LIMIT);
     assert_peak_rss_bounded("special_files");

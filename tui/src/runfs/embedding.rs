@@ -36,7 +36,7 @@ pub fn write(path: &Path, points: &[Point]) -> Result<(), RunFsError> {
 
 /// Reads an embedding file; errors name the file and line.
 pub fn read(path: &Path) -> Result<Vec<Point>, RunFsError> {
-    let text = std::fs::read_to_string(path).map_err(|e| RunFsError::io(path, e))?;
+    let text = super::read_text(path)?;
     let bad = |line: usize, message: String| RunFsError::Invalid {
         path: path.to_path_buf(),
         message: format!("line {line}: {message}"),

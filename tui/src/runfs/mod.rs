@@ -300,9 +300,36 @@ pub fn write_ron<T: Serialize>(path: &Path, value: &T) -> Result<(), RunFsError>
     atomic::write(path, format!("{text}\n").as_bytes())
 }
 
+/// Largest run-folder text file read whole (RON, score and matrix CSVs). Real ones are
+/// kilobytes to a few megabytes; anything bigger is a mistake or an attack, refused
+/// before it is held in memory.
+pub const MAX_TEXT_BYTES: u64 = 256 << 20;
+
+/// Reads a whole text file of a run folder: a regular file only (a FIFO would block, a
+/// device never end), at most [`MAX_TEXT_BYTES`], valid UTF-8.
+pub fn read_text(path: &Path) -> Result<String, RunFsError> {
+    use std::io::Read;
+    let io = |e| RunFsError::io(path, e);
+    let file = tail::open_regular(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_TEXT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_TEXT_BYTES {
+        return Err(RunFsError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("larger than {} MiB; not read", MAX_TEXT_BYTES >> 20),
+        });
+    }
+    String::from_utf8(bytes).map_err(|e| RunFsError::Invalid {
+        path: path.to_path_buf(),
+        message: format!("not UTF-8 text ({e})"),
+    })
+}
+
 /// Reads and parses a RON file; errors carry line and column.
 pub fn read_ron<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, RunFsError> {
-    let text = std::fs::read_to_string(path).map_err(|e| RunFsError::io(path, e))?;
+    let text = read_text(path)?;
     ron_options()
         .from_str(&text)
         .map_err(|e| RunFsError::Parse {

@@ -38,7 +38,7 @@ pub fn write(path: &Path, rows: &[ScoreRow]) -> Result<(), RunFsError> {
 
 /// Reads a score file; errors name the file and line.
 pub fn read(path: &Path) -> Result<Vec<ScoreRow>, RunFsError> {
-    let text = std::fs::read_to_string(path).map_err(|e| RunFsError::io(path, e))?;
+    let text = super::read_text(path)?;
     let bad = |line: usize, message: String| RunFsError::Corrupt {
         path: path.to_path_buf(),
         line,

@@ -216,7 +216,7 @@ impl RunSpec {
 
     /// Reads and parses a config file.
     pub fn load(path: &Path) -> Result<RunSpec, RunFsError> {
-        let text = std::fs::read_to_string(path).map_err(|e| RunFsError::io(path, e))?;
+        let text = super::read_text(path)?;
         RunSpec::parse(path, &text)
     }
 
