@@ -19,7 +19,7 @@ use anyhow::{Context as _, Result, bail};
 use crate::runfs::lock::RunLock;
 use crate::runfs::names;
 use crate::runfs::spec::RunSpec;
-use crate::runfs::status::{State, Status, hostname};
+use crate::runfs::status::{State, Status};
 use crate::runfs::{RunFolder, time};
 
 pub use detach::become_detached;
@@ -144,10 +144,7 @@ fn reserve(runs: &Path, name: Option<&str>, plugin: &str) -> Result<RunFolder> {
         None => default_run_id(plugin),
     };
     let folder = create_unique(runs, &base)?;
-    let mut status = failed_before_start(String::new());
-    status.state = State::Queued;
-    status.error = None;
-    folder.write_status(&status)?;
+    folder.write_status(&Status::new(State::Queued, 0, time::now()))?;
     Ok(folder)
 }
 
@@ -180,28 +177,13 @@ pub fn create_unique(runs: &Path, base: &str) -> Result<RunFolder> {
     bail!("{}: no free run folder name for {base}", runs.display())
 }
 
-/// The status of a run whose runner never started (or is about to).
+/// The status of a run whose runner never started.
 fn failed_before_start(error: String) -> Status {
     let now = time::now();
     Status {
-        state: State::Failed,
-        pid: 0,
-        host: hostname(),
-        started: None,
         ended: Some(now),
-        heartbeat: now,
-        epoch: 0,
-        epochs: 0,
-        step: 0,
-        total_steps: 0,
-        images_per_sec: 0.0,
-        device: None,
         error: Some(error),
-        best: None,
-        latest: vec![],
-        skipped: 0,
-        skipped_files: vec![],
-        data_wait: 0.0,
+        ..Status::new(State::Failed, 0, now)
     }
 }
 

@@ -112,6 +112,31 @@ impl Liveness {
 }
 
 impl Status {
+    /// A status in `state` for process `pid` on this host, written at `now`, with no
+    /// progress yet: what a launcher or a starting runner records first.
+    pub fn new(state: State, pid: u32, now: f64) -> Status {
+        Status {
+            state,
+            pid,
+            host: hostname(),
+            started: None,
+            ended: None,
+            heartbeat: now,
+            epoch: 0,
+            epochs: 0,
+            step: 0,
+            total_steps: 0,
+            images_per_sec: 0.0,
+            device: None,
+            error: None,
+            best: None,
+            latest: vec![],
+            skipped: 0,
+            skipped_files: vec![],
+            data_wait: 0.0,
+        }
+    }
+
     /// The run's liveness at `now` on host `this_host`.
     pub fn liveness(&self, now: f64, this_host: &str) -> Liveness {
         if self.state.is_final() {
@@ -171,24 +196,11 @@ mod tests {
 
     fn running(pid: u32, heartbeat: f64) -> Status {
         Status {
-            state: State::Running,
-            pid,
             host: "here".into(),
             started: Some(0.0),
-            ended: None,
-            heartbeat,
-            epoch: 0,
             epochs: 1,
-            step: 0,
             total_steps: 1,
-            images_per_sec: 0.0,
-            device: None,
-            error: None,
-            best: None,
-            latest: vec![],
-            skipped: 0,
-            skipped_files: vec![],
-            data_wait: 0.0,
+            ..Status::new(State::Running, pid, heartbeat)
         }
     }
 

@@ -323,25 +323,12 @@ fn failed_to_start(folder: RunFolder, mut status: Status, error: &anyhow::Error)
 
 /// A fresh running status.
 fn starting_status(epochs: u32, total_steps: u64) -> Status {
+    let now = time::now();
     Status {
-        state: State::Running,
-        pid: std::process::id(),
-        host: hostname(),
-        started: Some(time::now()),
-        ended: None,
-        heartbeat: time::now(),
-        epoch: 0,
+        started: Some(now),
         epochs,
-        step: 0,
         total_steps,
-        images_per_sec: 0.0,
-        device: None,
-        error: None,
-        best: None,
-        latest: vec![],
-        skipped: 0,
-        skipped_files: vec![],
-        data_wait: 0.0,
+        ..Status::new(State::Running, std::process::id(), now)
     }
 }
 
