@@ -280,7 +280,8 @@ impl Model for ConvAe {
                 ctx.scalar(name, value);
             }
         }
-        let mse = loss::per_image(Reconstruction::Mse, &recon, &x)?;
+        // Fused: on a GPU only the N scores leave the device.
+        let mse = gantry_kit::fused::per_image_mse(&recon, &x)?;
         ctx.scores("mse", &batch::to_vec(&mse)?);
         if batch.want_images {
             let k = batch.len().min(GRID_COLUMNS);

@@ -175,7 +175,7 @@ mod tests {
             let l = row_reduce(3, len).unwrap().unwrap();
             let t = l.block.0;
             assert!(
-                t % WARP == 0 && (WARP..=MAX_BLOCK).contains(&t),
+                t.is_multiple_of(WARP) && (WARP..=MAX_BLOCK).contains(&t),
                 "{len}: {t}"
             );
             assert_eq!(l.shared_bytes, t / WARP * 4);

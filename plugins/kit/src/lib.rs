@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod device;
+pub mod fused;
 pub mod init;
 pub mod layers;
 pub mod loss;

@@ -411,7 +411,7 @@ impl Vae {
         let terms = self.net.terms(x, &eps, self.recon)?;
         let mu = terms.mu.detach();
         let reconstruction = self.net.decode(&mu)?.detach();
-        let mse = loss::per_image(Reconstruction::Mse, &reconstruction, x)?;
+        let mse = gantry_kit::fused::per_image_mse(&reconstruction, x)?;
         let elbo = (&terms.recon + &terms.kl)?;
         let loss = (&terms.recon + (&terms.kl * self.beta)?)?.mean_all()?;
         Ok(EvalOutput {

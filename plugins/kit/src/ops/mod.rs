@@ -4,7 +4,7 @@
 
 pub mod act;
 pub mod conv;
-mod cpu;
+pub(crate) mod cpu;
 mod direct_conv;
 pub mod layout;
 pub mod pool;
