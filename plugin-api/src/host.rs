@@ -66,6 +66,58 @@ pub enum LoadError {
     PanicAbort { path: PathBuf },
     #[error("{path}: describe() failed: {reason}")]
     Describe { path: PathBuf, reason: String },
+    /// A CUDA build of a plugin links the NVIDIA driver and the CUDA libraries, so it
+    /// cannot even be opened where they are missing.
+    #[error("{path}: {}", cuda_unavailable_message(library, reason))]
+    CudaUnavailable {
+        path: PathBuf,
+        /// The library the loader could not find (`libcuda.so.1`, `libcublas.so.13`, ..).
+        library: String,
+        reason: String,
+    },
+}
+
+/// The CUDA libraries a CUDA build of a plugin links (through candle and cudarc), by
+/// soname prefix; the driver's first.
+const CUDA_LIBRARIES: &[&str] = &[
+    "libcuda.so",
+    "libnvrtc",
+    "libcublasLt.so",
+    "libcublas.so",
+    "libcurand.so",
+    "libcudart.so",
+    "libcudnn",
+];
+
+/// The CUDA library a `dlopen` failure names as missing, if any: glibc reports a missing
+/// dependency as `libcuda.so.1: cannot open shared object file: ...`.
+pub fn missing_cuda_library(dl_error: &str) -> Option<String> {
+    let (name, _) = dl_error.split_once(": cannot open shared object file")?;
+    let name = name.rsplit(['/', ' ']).next().unwrap_or(name);
+    CUDA_LIBRARIES
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+        .then(|| name.to_string())
+}
+
+/// Whether a missing library is the driver's (rather than the CUDA toolkit's).
+pub fn is_driver_library(library: &str) -> bool {
+    library.starts_with("libcuda.so")
+}
+
+fn cuda_unavailable_message(library: &str, reason: &str) -> String {
+    if is_driver_library(library) {
+        format!(
+            "a CUDA build of the plugin, but no NVIDIA driver was found ({reason}); install \
+             the NVIDIA driver (R580 or newer for CUDA 13) or use a CPU build of the plugin"
+        )
+    } else {
+        format!(
+            "a CUDA build of the plugin, but the CUDA library {library} was not found \
+             ({reason}); put the CUDA 13 libraries' folder on LD_LIBRARY_PATH or use a CPU \
+             build of the plugin"
+        )
+    }
 }
 
 impl LoadError {
@@ -82,6 +134,7 @@ impl LoadError {
             LoadError::MissingFunction { .. } => "missing-function",
             LoadError::PanicAbort { .. } => "panic-abort",
             LoadError::Describe { .. } => "describe-failed",
+            LoadError::CudaUnavailable { .. } => "cuda-unavailable",
         }
     }
 }
@@ -192,9 +245,22 @@ impl Plugin {
         // processes, never in the dashboard.
         let library =
             unsafe { libloading::os::unix::Library::open(Some(&path), flags) }.map_err(|e| {
-                LoadError::NotALibrary {
-                    path: path.clone(),
-                    reason: short_dl_error(&e.to_string()),
+                // libloading's Display is only "dlopen failed"; dlerror's text is the
+                // source.
+                let full = match std::error::Error::source(&e) {
+                    Some(desc) => desc.to_string(),
+                    None => e.to_string(),
+                };
+                match missing_cuda_library(&full) {
+                    Some(library) => LoadError::CudaUnavailable {
+                        path: path.clone(),
+                        library,
+                        reason: dl_error_after_path(&full, &path),
+                    },
+                    None => LoadError::NotALibrary {
+                        path: path.clone(),
+                        reason: short_dl_error(&full),
+                    },
                 }
             })?;
         // Never unload: see the module doc.
@@ -731,9 +797,68 @@ fn other_major(library: &libloading::os::unix::Library) -> Option<u32> {
 }
 
 /// dlerror messages repeat the path; keep the part after it.
+/// A `dlopen` message without the plugin's own path in front (errors name it already).
+fn dl_error_after_path(message: &str, path: &Path) -> String {
+    let path = path.to_string_lossy();
+    message
+        .split_once(&format!("{path}: "))
+        .map(|(_, tail)| tail.to_string())
+        .unwrap_or_else(|| message.to_string())
+}
+
 fn short_dl_error(message: &str) -> String {
     message
         .rsplit_once(": ")
         .map(|(_, tail)| tail.to_string())
         .unwrap_or_else(|| message.to_string())
+}
+
+#[cfg(test)]
+mod cuda_load_error_tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_driver_or_cuda_library_is_recognised_in_dlopen_messages() {
+        let msg = "/tmp/gantry-0/plugins/libconv_ae.so.1: libcuda.so.1: cannot open shared \
+                   object file: No such file or directory";
+        assert_eq!(missing_cuda_library(msg).as_deref(), Some("libcuda.so.1"));
+        let msg = "x.so: libcublasLt.so.13: cannot open shared object file: No such file";
+        assert_eq!(
+            missing_cuda_library(msg).as_deref(),
+            Some("libcublasLt.so.13")
+        );
+        assert_eq!(
+            missing_cuda_library("x.so: libnvrtc.so.13: cannot open shared object file").as_deref(),
+            Some("libnvrtc.so.13")
+        );
+        assert_eq!(
+            missing_cuda_library("x.so: libfoo.so.2: cannot open shared object file"),
+            None
+        );
+        assert_eq!(missing_cuda_library("x.so: invalid ELF header"), None);
+    }
+
+    #[test]
+    fn the_messages_say_what_is_missing_and_what_to_do() {
+        let driver = LoadError::CudaUnavailable {
+            path: "/p/libconv_ae.so".into(),
+            library: "libcuda.so.1".into(),
+            reason: "libcuda.so.1: cannot open shared object file".into(),
+        };
+        let text = driver.to_string();
+        assert!(text.starts_with("/p/libconv_ae.so: a CUDA build"), "{text}");
+        assert!(text.contains("no NVIDIA driver was found"), "{text}");
+        assert!(text.contains("CPU build"), "{text}");
+        assert_eq!(driver.kind(), "cuda-unavailable");
+        let toolkit = LoadError::CudaUnavailable {
+            path: "/p/libconv_ae.so".into(),
+            library: "libcublas.so.13".into(),
+            reason: "libcublas.so.13: cannot open shared object file".into(),
+        };
+        assert!(toolkit.to_string().contains("LD_LIBRARY_PATH"), "{toolkit}");
+        assert_eq!(
+            dl_error_after_path("/a/b.so: libcuda.so.1: cannot open", Path::new("/a/b.so")),
+            "libcuda.so.1: cannot open"
+        );
+    }
 }

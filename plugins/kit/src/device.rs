@@ -44,7 +44,22 @@ fn cuda(ordinal: usize) -> Result<Chosen, String> {
             name: format!("cuda:{ordinal}"),
             reason: format!("cuda:{ordinal} requested"),
         })
-        .map_err(|e| format!("CUDA requested, but cuda:{ordinal} is not usable: {e}"))
+        .map_err(|e| {
+            format!(
+                "CUDA requested, but cuda:{ordinal} is not usable: {}",
+                without_backtrace(e)
+            )
+        })
+}
+
+/// candle attaches a backtrace to its errors when RUST_BACKTRACE is set; a run's error
+/// line should say what failed, not where.
+#[cfg(feature = "cuda")]
+fn without_backtrace(e: candle_core::Error) -> String {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => without_backtrace(*inner),
+        other => other.to_string(),
+    }
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -57,20 +72,24 @@ fn cuda(ordinal: usize) -> Result<Chosen, String> {
 
 fn auto() -> Chosen {
     #[cfg(feature = "cuda")]
-    if let Ok(chosen) = cuda(0) {
-        return Chosen {
-            reason: "auto: a CUDA GPU answered".into(),
-            ..chosen
-        };
-    }
+    let reason = match cuda(0) {
+        Ok(chosen) => {
+            return Chosen {
+                reason: "auto: a CUDA GPU answered".into(),
+                ..chosen
+            };
+        }
+        Err(e) => format!(
+            "auto: no usable CUDA GPU, falling back to cpu ({})",
+            e.trim_start_matches("CUDA requested, but ")
+        ),
+    };
+    #[cfg(not(feature = "cuda"))]
+    let reason = "auto: this plugin was built without CUDA support, using cpu".to_string();
     Chosen {
         device: Device::Cpu,
         name: "cpu".into(),
-        reason: if cfg!(feature = "cuda") {
-            "auto: no usable CUDA GPU, falling back to cpu".into()
-        } else {
-            "auto: this plugin was built without CUDA support, using cpu".into()
-        },
+        reason,
     }
 }
 

@@ -12,6 +12,8 @@ pub mod trust;
 
 pub mod private_copy;
 
+pub mod for_device;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -12,7 +12,20 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context as _, Result};
-use gantry_plugin_api::host::Plugin;
+use gantry_plugin_api::host::{LoadError, Plugin};
+
+/// A CUDA build of a plugin that cannot load here: the NVIDIA driver or a CUDA library is
+/// missing. Kept typed so the runner can fall back to a CPU build for `--device auto`.
+#[derive(Debug, thiserror::Error)]
+#[error("{text}")]
+pub struct CudaUnavailable {
+    /// The whole message, naming the plugin as the user knows it.
+    pub text: String,
+    /// `libcuda.so.1`, `libcublas.so.13`, ...
+    pub library: String,
+    /// The loader's words.
+    pub reason: String,
+}
 
 /// Loads `path` through a private copy, after the trust check unless `allow_insecure`.
 /// Errors name `path`, never the copy.
@@ -32,7 +45,17 @@ pub fn load(path: &Path, allow_insecure: bool) -> Result<Plugin> {
             let text = e
                 .to_string()
                 .replace(&*copy.to_string_lossy(), &path.to_string_lossy());
-            Err(anyhow::anyhow!(text))
+            match e {
+                LoadError::CudaUnavailable {
+                    library, reason, ..
+                } => Err(CudaUnavailable {
+                    text,
+                    library,
+                    reason,
+                }
+                .into()),
+                _ => Err(anyhow::anyhow!(text)),
+            }
         }
     }
 }
