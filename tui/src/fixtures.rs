@@ -29,6 +29,9 @@ pub struct FixtureRun {
     /// Seconds before [`NOW`] of the last heartbeat.
     pub heartbeat_age: f64,
     pub error: Option<String>,
+    /// The device status.ron names (`cpu` unless a test says otherwise).
+    pub device: String,
+    pub peak_gpu_memory_bytes: Option<u64>,
 }
 
 impl FixtureRun {
@@ -42,6 +45,8 @@ impl FixtureRun {
             age: 600.0,
             heartbeat_age: 1.0,
             error: None,
+            device: "cpu".into(),
+            peak_gpu_memory_bytes: None,
         }
     }
 }
@@ -187,13 +192,14 @@ pub fn write_run(root: &Path, run: &FixtureRun) -> Result<RunFolder, RunFsError>
         step: steps_done,
         total_steps: run.epochs as u64 * run.steps_per_epoch,
         images_per_sec: 321.5,
-        device: Some("cpu".into()),
+        device: Some(run.device.clone()),
         error: run.error.clone(),
         best,
         latest,
         skipped: 0,
         skipped_files: vec![],
         data_wait: 0.0,
+        peak_gpu_memory_bytes: run.peak_gpu_memory_bytes,
     })?;
     Ok(folder)
 }

@@ -77,6 +77,10 @@ pub struct Status {
     /// Fraction of the last epoch's training time spent waiting for the next batch.
     #[serde(default)]
     pub data_wait: f64,
+    /// The most GPU memory this run's processes held at once, summed over GPUs, as NVML
+    /// saw it at the heartbeats: `None` on CPU, without NVML, or in files from before it.
+    #[serde(default)]
+    pub peak_gpu_memory_bytes: Option<u64>,
 }
 
 /// Skipped images named in status.ron, at most.
@@ -134,6 +138,7 @@ impl Status {
             skipped: 0,
             skipped_files: vec![],
             data_wait: 0.0,
+            peak_gpu_memory_bytes: None,
         }
     }
 
@@ -232,6 +237,37 @@ mod tests {
         assert_eq!(
             running(u32::MAX - 1, 100.0).liveness(101.0, "there"),
             Liveness::Recorded(State::Running)
+        );
+    }
+
+    #[test]
+    fn peak_gpu_memory_round_trips_and_old_files_still_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = crate::runfs::RunFolder::new(dir.path());
+        let mut status = running(7, 100.0);
+        status.device = Some("cuda:0".into());
+        status.peak_gpu_memory_bytes = Some(13_207_024_435);
+        folder.write_status(&status).unwrap();
+        let text = std::fs::read_to_string(folder.status_file()).unwrap();
+        assert!(
+            text.contains("peak_gpu_memory_bytes: Some(13207024435)"),
+            "{text}"
+        );
+        assert_eq!(folder.read_status().unwrap(), status);
+        // A status.ron written before the field existed.
+        let old: String = text
+            .lines()
+            .filter(|l| !l.contains("peak_gpu_memory_bytes"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_ne!(old, text);
+        std::fs::write(folder.status_file(), old).unwrap();
+        assert_eq!(
+            folder.read_status().unwrap(),
+            Status {
+                peak_gpu_memory_bytes: None,
+                ..status
+            }
         );
     }
 }

@@ -10,6 +10,7 @@
 //! one folder.
 
 mod checkpoints;
+mod gpu_memory;
 mod logging;
 mod run;
 mod sink;
@@ -30,6 +31,7 @@ use crate::runfs::names;
 use crate::runfs::spec::{PluginRecord, RunRecord, RunSpec};
 use crate::runfs::status::{State, Status, hostname};
 use crate::runfs::{RunFolder, time};
+use gpu_memory::GpuMemoryWatch;
 use run::Run;
 use status_board::StatusBoard;
 
@@ -90,6 +92,8 @@ struct Prepared {
     device: String,
     /// What `data.synthetic` added, for the run's log.
     synthetic_note: Option<String>,
+    /// Why another build of the plugin than the one named was loaded (CUDA unavailable).
+    device_note: Option<String>,
 }
 
 impl Prepared {
@@ -113,7 +117,15 @@ struct PluginSource<'a> {
 fn prepare(config: &Path, spec: RunSpec, src: &PluginSource<'_>) -> Result<Prepared> {
     let dirs = plugins::search_path(src.dirs);
     let plugin_path = plugins::resolve(&spec.plugin, &dirs).map_err(anyhow::Error::msg)?;
-    let plugin = plugins::private_copy::load(&plugin_path, src.allow_insecure)?;
+    let device = src
+        .device
+        .map(str::to_string)
+        .unwrap_or_else(|| spec.device.clone());
+    let plugins::for_device::Loaded {
+        plugin,
+        path: plugin_path,
+        note: device_note,
+    } = plugins::for_device::load(&plugin_path, &dirs, &device, src.allow_insecure)?;
     let input = &plugin.info().description.input;
     let (h, w) = spec.data.size;
     if !input.channels.contains(&spec.data.channels) {
@@ -145,10 +157,6 @@ fn prepare(config: &Path, spec: RunSpec, src: &PluginSource<'_>) -> Result<Prepa
             run.display()
         ));
     }
-    let device = src
-        .device
-        .map(str::to_string)
-        .unwrap_or_else(|| spec.device.clone());
     Ok(Prepared {
         spec,
         plugin,
@@ -156,6 +164,7 @@ fn prepare(config: &Path, spec: RunSpec, src: &PluginSource<'_>) -> Result<Prepa
         dataset,
         device,
         synthetic_note,
+        device_note,
     })
 }
 
@@ -354,6 +363,7 @@ fn drive(
         status.skipped_files = old.skipped_files.clone();
         status.epoch = old.epoch;
         status.step = old.step;
+        status.peak_gpu_memory_bytes = old.peak_gpu_memory_bytes;
     }
     let board = StatusBoard::start(folder.clone(), status);
     tracing::info!(
@@ -374,8 +384,14 @@ fn drive(
     if let Some(note) = &prepared.synthetic_note {
         tracing::info!("{note}");
     }
+    if let Some(note) = &prepared.device_note {
+        tracing::warn!("{note}");
+    }
     let result = (|| {
         let mut run = Run::new(prepared, folder, &board, stop, cache)?;
+        // Stops (dropped) before the final status below is written.
+        let _gpu_memory =
+            GpuMemoryWatch::start(board.snapshot().device.as_deref(), board.updater());
         let start = if resumed.is_some() {
             let at = run.restore_last()?;
             board.publish(|s| {

@@ -76,6 +76,23 @@ impl StatusBoard {
     pub fn snapshot(&self) -> Status {
         self.shared.status.lock().expect("status lock").clone()
     }
+
+    /// A handle another thread changes the status through (in memory, like
+    /// [`StatusBoard::update`]).
+    pub fn updater(&self) -> StatusUpdater {
+        StatusUpdater(Arc::clone(&self.shared))
+    }
+}
+
+/// Changes the status from another thread; the next heartbeat or publish writes it.
+#[derive(Clone)]
+pub struct StatusUpdater(Arc<Shared>);
+
+impl StatusUpdater {
+    pub fn update(&self, f: impl FnOnce(&mut Status)) {
+        let mut s = self.0.status.lock().expect("status lock");
+        f(&mut s);
+    }
 }
 
 impl Drop for StatusBoard {

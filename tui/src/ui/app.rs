@@ -18,6 +18,8 @@ use super::popups::confirm::{Answer, Confirm};
 use super::popups::run_form::{FormOutcome, RunForm};
 use super::store::{RunData, RunStore};
 use super::theme::Theme;
+use super::views::overview::gpu_lines;
+use crate::gpu::GpuStats;
 use crate::metrics::threshold::ThresholdRule;
 use crate::runfs::scores::{self, ScoreRow};
 use crate::runfs::status::Liveness;
@@ -220,6 +222,8 @@ pub struct App {
     /// The plugins on the search path (from the background describer).
     pub plugins: PluginCatalog,
     pub plugins_scroll: u16,
+    /// This host's GPUs, from the background sampler; `None` until its first report.
+    pub gpus: Option<GpuStats>,
     /// The open new-run form.
     pub form: Option<RunForm>,
     /// The open yes/no question.
@@ -269,6 +273,7 @@ impl App {
             charts: ChartCache::default(),
             plugins: PluginCatalog::default(),
             plugins_scroll: 0,
+            gpus: None,
             form: None,
             confirm: None,
             message: None,
@@ -284,6 +289,14 @@ impl App {
             form.sync_plugins(&catalog);
         }
         self.plugins = catalog;
+    }
+
+    /// A new look at the host's GPUs; returns whether the screen changes: only the
+    /// Overview shows them, at its precision (a watt's flicker redraws nothing).
+    pub fn set_gpus(&mut self, stats: GpuStats) -> bool {
+        let changed = self.gpus.as_ref().map(gpu_lines) != Some(gpu_lines(&stats));
+        self.gpus = Some(stats);
+        changed && self.view == View::Overview
     }
 
     /// The runs list: filtered and sorted.

@@ -109,22 +109,24 @@ fn render_tabs(frame: &mut Frame, area: Rect, app: &App, store: &RunStore) {
 }
 
 fn render_view(frame: &mut Frame, area: Rect, app: &App, store: &RunStore) {
-    if app.view == View::Plugins {
-        return views::plugins::render(frame, area, app);
+    match app.view {
+        View::Plugins => return views::plugins::render(frame, area, app),
+        // The host's GPUs show with no run selected too.
+        View::Overview => return views::overview::render(frame, area, app, app.current(store)),
+        _ => {}
     }
     let compared = app.compared(store);
     let Some(run) = app.current(store) else {
         return views::placeholder(frame, area, app, "no run selected");
     };
     match app.view {
-        View::Overview => views::overview::render(frame, area, app, run),
         View::Losses => views::losses::render(frame, area, app, &compared),
         View::Metrics => views::metrics::render(frame, area, app, &compared),
         View::Scores => views::scores::render(frame, area, app, run),
         View::Samples => views::samples::render(frame, area, app, run),
         View::Log => views::log::render(frame, area, app, run),
         View::Embedding => views::embedding::render(frame, area, app, run),
-        View::Plugins => {}
+        View::Overview | View::Plugins => {}
     }
 }
 

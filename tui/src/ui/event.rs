@@ -1,7 +1,7 @@
 //! One event channel for the dashboard: terminal input, "runs changed" from the watcher,
-//! a new plugin list, and a slow liveness tick. The UI loop blocks on it and draws only
-//! after handling an event that changed something: idle means no redraw and no bytes to
-//! the terminal.
+//! a new plugin list, the host's GPU statistics, and a slow liveness tick. The UI loop
+//! blocks on it and draws only after handling an event that changed something: idle means
+//! no redraw and no bytes to the terminal.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
@@ -13,6 +13,8 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::plugin_catalog::PluginCatalog;
 use super::store::RunStore;
+use crate::gpu::GpuStats;
+use crate::gpu::nvml::NvmlGpus;
 
 /// File events arriving within this window are handled as one refresh: a training step
 /// touches scalars.csv and status.ron together.
@@ -23,6 +25,8 @@ const LIVENESS_TICK: Duration = Duration::from_secs(2);
 /// How long the input thread waits for a key before looking whether it should pause; the
 /// most a pause (to hand the terminal to `$EDITOR`) waits for it.
 const INPUT_POLL: Duration = Duration::from_millis(100);
+/// How often the host's GPUs are sampled for the Overview.
+const GPU_SAMPLE: Duration = Duration::from_secs(2);
 
 /// What wakes the UI loop.
 #[derive(Debug)]
@@ -35,6 +39,8 @@ pub enum Event {
     /// The plugins on the search path, after a library was described, added, replaced
     /// or removed.
     Plugins(PluginCatalog),
+    /// A new look at this host's GPUs (sent only when it differs from the last).
+    Gpus(GpuStats),
     /// Reading the terminal failed (closed): quit.
     InputClosed(String),
 }
@@ -132,6 +138,39 @@ pub fn spawn_input(tx: Sender<Event>) -> Arc<InputGate> {
         })
         .expect("spawn input thread");
     gate
+}
+
+/// Samples this host's GPUs through NVML every [`GPU_SAMPLE`] on a thread of its own
+/// (opening NVML can take hundreds of milliseconds) and sends what changed. Without NVML
+/// it sends the reason once and ends.
+pub fn spawn_gpu_sampler(tx: Sender<Event>) {
+    let report_failure = tx.clone();
+    let spawned = std::thread::Builder::new()
+        .name("gpu-stats".into())
+        .spawn(move || {
+            let gpus = match NvmlGpus::open() {
+                Ok(g) => g,
+                Err(reason) => {
+                    let _ = tx.send(Event::Gpus(GpuStats::Unavailable(reason)));
+                    return;
+                }
+            };
+            let mut last = None;
+            loop {
+                let stats = gpus.sample();
+                if last.as_ref() != Some(&stats) {
+                    if tx.send(Event::Gpus(stats.clone())).is_err() {
+                        return;
+                    }
+                    last = Some(stats);
+                }
+                std::thread::sleep(GPU_SAMPLE);
+            }
+        });
+    if let Err(e) = spawned {
+        let reason = format!("GPU statistics: cannot start their thread: {e}");
+        let _ = report_failure.send(Event::Gpus(GpuStats::Unavailable(reason)));
+    }
 }
 
 /// Watches the roots, refreshes the store off the UI thread, and sends `StoreChanged` when
@@ -259,6 +298,26 @@ mod tests {
         assert!(rx.try_recv().is_err(), "the reader went on while paused");
         gate.resume();
         assert!(rx.recv_timeout(Duration::from_secs(1)).is_ok());
+    }
+
+    /// The sampler reports once it has looked, off the calling thread: here (no NVIDIA
+    /// driver) the reason there are no GPU stats.
+    #[test]
+    fn gpu_sampler_reports_off_the_ui_thread() {
+        let (tx, rx) = mpsc::channel();
+        let started = Instant::now();
+        spawn_gpu_sampler(tx);
+        assert!(started.elapsed() < Duration::from_secs(1), "it blocked");
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Event::Gpus(GpuStats::Unavailable(reason))) => assert!(!reason.is_empty()),
+            Ok(Event::Gpus(GpuStats::Devices(d))) => {
+                assert!(
+                    std::path::Path::new("/proc/driver/nvidia/version").exists(),
+                    "{d:?}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     /// `--poll` for filesystems without inotify: an appended line still arrives.

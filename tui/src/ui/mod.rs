@@ -74,6 +74,7 @@ pub fn run(opts: WatchOptions) -> Result<()> {
     let (tx, rx) = mpsc::channel();
     let _watch = event::spawn_watcher(&opts.roots, opts.poll, Arc::clone(&store), tx.clone())?;
     let _plugin_watch = spawn_plugin_describer(&opts, tx.clone())?;
+    event::spawn_gpu_sampler(tx.clone());
     let gate = event::spawn_input(tx);
     let runs = opts
         .roots
@@ -142,6 +143,7 @@ fn event_loop(
                 app.set_plugins(catalog);
                 true
             }
+            Event::Gpus(stats) => app.set_gpus(stats),
             Event::InputClosed(e) => bail!("terminal input closed: {e}"),
         };
         if let Some(action) = app.pending.take() {

@@ -12,6 +12,7 @@ use super::draw::draw;
 use super::store::RunStore;
 use super::theme::Theme;
 use crate::fixtures::{self, FixtureRun, HOST, NOW};
+use crate::gpu::{GpuSample, GpuStats};
 use crate::runfs::status::State;
 
 /// A fixture root at a fixed relative path, so paths in snapshots are stable.
@@ -313,4 +314,144 @@ fn embedding_view_draws_each_label_with_its_glyph() {
             .any(|l| braille(&l.chars().skip(55).collect::<String>()))
     );
     insta::assert_snapshot!("embedding_view", screen);
+}
+
+/// Two H200s as NVML would describe them; the second does not report power.
+fn two_gpus() -> GpuStats {
+    let gib = |g: f64| (g * (1u64 << 30) as f64) as u64;
+    GpuStats::Devices(vec![
+        GpuSample {
+            index: 0,
+            name: "NVIDIA H200".into(),
+            utilization_pct: Some(87),
+            memory_used_bytes: Some(gib(41.23)),
+            memory_total_bytes: Some(gib(139.8)),
+            temperature_c: Some(71),
+            power_watts: Some(412.4),
+            error: None,
+        },
+        GpuSample {
+            index: 1,
+            name: "NVIDIA H200".into(),
+            utilization_pct: Some(3),
+            memory_used_bytes: Some(gib(0.52)),
+            memory_total_bytes: Some(gib(139.8)),
+            temperature_c: Some(34),
+            power_watts: None,
+            error: None,
+        },
+    ])
+}
+
+/// A finished CUDA run that recorded its peak GPU memory.
+fn cuda_root(name: &str) -> PathBuf {
+    let root = root(name);
+    let mut cuda = FixtureRun::new("ae-cuda", State::Finished, 6);
+    cuda.age = 60.0;
+    cuda.device = "cuda:0".into();
+    cuda.peak_gpu_memory_bytes = Some(13_207_024_435);
+    fixtures::write_run(&root, &cuda).unwrap();
+    root
+}
+
+#[test]
+fn overview_lists_this_hosts_gpus_and_the_runs_peak() {
+    let root = cuda_root("gpus");
+    let store = store(&root);
+    let mut app = app();
+    select(&mut app, &root, "ae-cuda");
+    app.view = View::Overview;
+    assert!(app.set_gpus(two_gpus()), "new stats on the Overview redraw");
+    let screen = render(&mut app, &store, 80, 24);
+    assert!(screen.contains("GPUs on this-host"), "{screen}");
+    assert!(
+        screen.contains("0 H200  util 87%  mem 41.2/139.8 GiB  71°C  412 W"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("1 H200  util  3%  mem  0.5/139.8 GiB  34°C      -"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("device     cuda:0 · GPU mem peak 12.3 GiB"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("overview_gpus_80x24", screen);
+    // The same numbers, or a change another view would not show: no redraw.
+    assert!(!app.set_gpus(two_gpus()));
+    let GpuStats::Devices(mut hotter) = two_gpus() else {
+        unreachable!()
+    };
+    hotter[0].power_watts = Some(412.2);
+    assert!(
+        !app.set_gpus(GpuStats::Devices(hotter.clone())),
+        "same watts shown"
+    );
+    hotter[0].temperature_c = Some(80);
+    app.view = View::Losses;
+    assert!(!app.set_gpus(GpuStats::Devices(hotter)));
+}
+
+#[test]
+fn overview_says_in_one_line_when_nvml_is_absent() {
+    let root = cuda_root("no-nvml");
+    let store = store(&root);
+    let mut app = app();
+    select(&mut app, &root, "ae-cuda");
+    app.view = View::Overview;
+    let reason = "NVML not available: libnvidia-ml.so.1 not found";
+    assert!(app.set_gpus(GpuStats::Unavailable(reason.into())));
+    let screen = render(&mut app, &store, 80, 24);
+    let lines: Vec<&str> = screen.lines().filter(|l| l.contains("GPU")).collect();
+    assert_eq!(lines.len(), 2, "{screen}");
+    assert!(
+        lines[1].contains("│GPUs: NVML not available: libnvidia-ml.so.1 not found"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("overview_no_nvml_80x24", screen);
+    // No run selected: the GPUs line still shows.
+    let empty = PathBuf::from("../target/ui-fixtures/no-nvml-empty");
+    let _ = std::fs::remove_dir_all(&empty);
+    std::fs::create_dir_all(&empty).unwrap();
+    let screen = render(&mut app, &self::store(&empty), 80, 24);
+    assert!(screen.contains("no run selected"), "{screen}");
+    assert!(screen.contains("GPUs: NVML not available"), "{screen}");
+}
+
+#[test]
+fn many_gpus_leave_room_for_the_run() {
+    let root = cuda_root("many-gpus");
+    let store = store(&root);
+    let mut app = app();
+    select(&mut app, &root, "ae-cuda");
+    app.view = View::Overview;
+    let GpuStats::Devices(two) = two_gpus() else {
+        unreachable!()
+    };
+    let eight: Vec<GpuSample> = (0..8)
+        .map(|i| GpuSample {
+            index: i,
+            ..two[(i % 2) as usize].clone()
+        })
+        .collect();
+    app.set_gpus(GpuStats::Devices(eight));
+    let screen = render(&mut app, &store, 80, 24);
+    // 12 rows inside the frame: at most half for the panel, its title included.
+    assert!(screen.contains("3 H200"), "{screen}");
+    assert!(!screen.contains("4 H200"), "{screen}");
+    assert!(
+        screen.contains("… more: 4 GPUs (a taller terminal lists them)"),
+        "{screen}"
+    );
+    assert!(screen.contains("progress"), "{screen}");
+    // A GPU NVML cannot open shows why, and the others still show.
+    let mut broken = GpuSample::unknown(1);
+    broken.error = Some("the GPU has fallen off the bus".into());
+    app.set_gpus(GpuStats::Devices(vec![two[0].clone(), broken]));
+    let screen = render(&mut app, &store, 80, 24);
+    assert!(screen.contains("0 H200  util 87%"), "{screen}");
+    assert!(
+        screen.contains("1 ?     unreadable: the GPU has fallen off the bus"),
+        "{screen}"
+    );
 }

@@ -14,9 +14,12 @@ use candle_core::{CudaStorage, Layout, Result};
 use gantry_kernels::KernelSource;
 use gantry_kernels::launch::{self, Launch};
 
-/// PTX by (module, compute capability). Compiling takes NVRTC tens of milliseconds; a run
+/// A kernel module compiled for one GPU generation: (module name, major, minor).
+type PtxKey = (&'static str, i32, i32);
+
+/// PTX by module and compute capability. Compiling takes NVRTC tens of milliseconds; a run
 /// evaluates thousands of batches.
-static PTX: Mutex<Option<HashMap<(&'static str, i32, i32), String>>> = Mutex::new(None);
+static PTX: Mutex<Option<HashMap<PtxKey, String>>> = Mutex::new(None);
 
 /// The PTX of `src` for `dev`'s GPU, compiled on first use.
 fn ptx(dev: &CudaDevice, src: &KernelSource) -> Result<String> {

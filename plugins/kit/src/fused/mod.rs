@@ -48,6 +48,10 @@ fn same_shape(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {
 /// Sum of squared differences per image: `[N, ...]` twice in, `[N]` f32 out.
 pub fn per_image_sse(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     same_shape("per_image_sse", a, b)?;
+    if a.dim(0)? == 0 {
+        // No kernel for nothing (CUDA refuses empty grids and zero-byte allocations).
+        return Tensor::zeros(0, DType::F32, a.device());
+    }
     rows(a)?.apply_op2_no_bwd(&rows(b)?, &RowSse)
 }
 
@@ -77,6 +81,9 @@ pub fn per_image_ssim(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let (h, w) = (h / f, w / f);
     // Refuse here, with the image size, rather than deep inside a kernel.
     gantry_kernels::launch::ssim_map(n * c, h, w).map_err(candle_core::Error::wrap)?;
+    if n * c == 0 {
+        return Tensor::zeros(n, DType::F32, a.device());
+    }
     let planes = |t: &Tensor| -> Result<Tensor> {
         t.to_dtype(DType::F32)?.reshape((n * c, h, w))?.contiguous()
     };

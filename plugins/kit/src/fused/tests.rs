@@ -311,3 +311,16 @@ fn twins_accept_non_contiguous_and_f64_inputs() {
     );
     assert_eq!(per_image_ssim(&a, &a).unwrap().dims(), &[2]);
 }
+
+#[test]
+fn empty_batches_give_empty_results_without_a_kernel() {
+    let a = Tensor::zeros((0, 1, 16, 16), DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(per_image_ssim(&a, &a).unwrap().dims(), &[0]);
+    assert_eq!(per_image_psnr(&a, &a).unwrap().dims(), &[0]);
+    let none = Tensor::zeros(0, DType::F32, &Device::Cpu).unwrap();
+    let counts: Vec<u32> = score_histogram(&none, 0.0, 1.0, 3)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert_eq!(counts, vec![0, 0, 0]);
+}

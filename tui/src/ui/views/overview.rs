@@ -1,18 +1,146 @@
-//! The selected run at a glance: state, progress with ETA, throughput, device, config,
-//! latest metrics and errors.
+//! The selected run at a glance: state, progress with ETA, throughput, device and its
+//! peak GPU memory, config, latest metrics and errors; below it, this host's GPUs (from
+//! the background sampler, [`App::gpus`]) one line each, or one line saying why there are
+//! none.
 
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
-use super::{fmt_age, fmt_value};
+use super::{fmt_age, fmt_value, placeholder};
+use crate::gpu::{GpuSample, GpuStats, fmt_gib};
 use crate::runfs::status::Status;
 use crate::text::escape_controls;
 use crate::ui::app::App;
 use crate::ui::store::RunData;
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App, run: &RunData) {
+/// Characters of a GPU's name shown, at most.
+const GPU_NAME_CHARS: usize = 24;
+
+/// The Overview: the run's details (or a placeholder when none is selected) above the
+/// GPUs panel, which takes at most half the height.
+pub fn render(frame: &mut Frame, area: Rect, app: &App, run: Option<&RunData>) {
+    let panel = app
+        .gpus
+        .as_ref()
+        .map(|stats| gpu_panel(app, stats, (area.height / 2).max(1)));
+    let height = panel
+        .as_ref()
+        .map_or(0, |(titled, lines)| lines.len() as u16 + u16::from(*titled));
+    let [details, gpus] =
+        Layout::vertical([Constraint::Fill(1), Constraint::Length(height)]).areas(area);
+    match run {
+        Some(run) => render_run(frame, details, app, run),
+        None => placeholder(frame, details, app, "no run selected"),
+    }
+    match panel {
+        Some((true, lines)) => {
+            let block = Block::default()
+                .borders(Borders::TOP)
+                .border_style(app.theme.border)
+                .title(Span::styled(
+                    format!(" GPUs on {} ", escape_controls(&app.host)),
+                    app.theme.dim,
+                ));
+            frame.render_widget(Paragraph::new(lines).block(block), gpus);
+        }
+        Some((false, lines)) => frame.render_widget(Paragraph::new(lines), gpus),
+        None => {}
+    }
+}
+
+/// The GPUs panel's lines within `max_rows` (its title row included), and whether they
+/// are a list under a title (`false`: one line saying why there is none).
+fn gpu_panel(app: &App, stats: &GpuStats, max_rows: u16) -> (bool, Vec<Line<'static>>) {
+    let t = &app.theme;
+    let devices = match stats {
+        GpuStats::Devices(d) if !d.is_empty() => d,
+        _ => {
+            let text = gpu_lines(stats).join(" ");
+            return (false, vec![Line::styled(text, t.dim)]);
+        }
+    };
+    let mut lines: Vec<Line<'static>> = gpu_lines(stats)
+        .into_iter()
+        .zip(devices)
+        .map(|(text, d)| Line::styled(text, if d.error.is_some() { t.error } else { t.text }))
+        .collect();
+    let room = usize::from(max_rows.saturating_sub(1)).max(1);
+    if lines.len() > room {
+        let shown = room - 1;
+        let hidden = lines.len() - shown;
+        lines.truncate(shown);
+        let more = if shown == 0 { "" } else { "… more: " };
+        lines.push(Line::styled(
+            format!("{more}{hidden} GPUs (a taller terminal lists them)"),
+            t.dim,
+        ));
+    }
+    (true, lines)
+}
+
+/// The GPUs panel as text: one line per GPU with aligned columns
+/// (`0 H200  util 87%  mem 41.2/139.8 GiB  71°C  412 W`, `-` for what NVML would not
+/// say), or one line saying why there is no list.
+pub fn gpu_lines(stats: &GpuStats) -> Vec<String> {
+    let devices = match stats {
+        GpuStats::Unavailable(reason) => return vec![format!("GPUs: {reason}")],
+        GpuStats::Devices(d) if d.is_empty() => {
+            return vec!["GPUs: none (NVML sees no GPU on this host)".into()];
+        }
+        GpuStats::Devices(d) => d,
+    };
+    let rows: Vec<[String; 6]> = devices.iter().map(gpu_cells).collect();
+    let mut widths = [0usize; 6];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    rows.iter()
+        .zip(devices)
+        .map(|(row, d)| {
+            let [index, name, util, mem, temp, power] = row;
+            let [wi, wn, wu, wm, wt, wp] = widths;
+            if let Some(e) = &d.error {
+                return format!("{index:>wi$} {name:<wn$}  unreadable: {e}");
+            }
+            format!(
+                "{index:>wi$} {name:<wn$}  util {util:>wu$}  mem {mem:>wm$}  {temp:>wt$}  {power:>wp$}"
+            )
+            .trim_end()
+            .to_string()
+        })
+        .collect()
+}
+
+/// Index, short name, utilisation, memory, temperature and power of one GPU, as shown.
+fn gpu_cells(d: &GpuSample) -> [String; 6] {
+    let name = d.name.strip_prefix("NVIDIA ").unwrap_or(&d.name);
+    let mut name: String = escape_controls(name).chars().take(GPU_NAME_CHARS).collect();
+    if name.is_empty() {
+        name = "?".into();
+    }
+    let dash = || "-".to_string();
+    let util = d.utilization_pct.map_or_else(dash, |u| format!("{u}%"));
+    let mem = match (d.memory_used_bytes, d.memory_total_bytes) {
+        (None, None) => dash(),
+        (used, total) => format!(
+            "{}/{} GiB",
+            used.map_or_else(dash, fmt_gib),
+            total.map_or_else(dash, fmt_gib)
+        ),
+    };
+    let temp = d.temperature_c.map_or_else(dash, |c| format!("{c}°C"));
+    let power = d
+        .power_watts
+        .filter(|w| w.is_finite())
+        .map_or_else(dash, |w| format!("{w:.0} W"));
+    [d.index.to_string(), name, util, mem, temp, power]
+}
+
+fn render_run(frame: &mut Frame, area: Rect, app: &App, run: &RunData) {
     let t = &app.theme;
     let kv = |k: &str, v: String| {
         Line::from(vec![
@@ -35,7 +163,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, run: &RunData) {
     if let Some(s) = &run.status {
         lines.push(kv("progress", progress(s)));
         lines.push(kv("speed", format!("{:.1} img/s", s.images_per_sec)));
-        lines.push(kv("device", s.device.clone().unwrap_or_else(|| "?".into())));
+        let mut device = s.device.clone().unwrap_or_else(|| "?".into());
+        if let Some(peak) = s.peak_gpu_memory_bytes {
+            device.push_str(&format!(" · GPU mem peak {} GiB", fmt_gib(peak)));
+        }
+        lines.push(kv("device", device));
         lines.push(kv("host", format!("{} (pid {})", s.host, s.pid)));
         if let Some(start) = s.started {
             let ended = s
