@@ -202,3 +202,36 @@ pub fn scalar_rows(run: &Path) -> Vec<(u64, u32, String, f64)> {
         })
         .collect()
 }
+
+/// Synthetic images from `gantry data synth --n N --size S --seed SEED`, written once per
+/// test binary into a temp folder that lives as long as the process.
+pub fn shared_synth(n: u32, size: u32, seed: u64) -> &'static Path {
+    use std::sync::{Mutex, OnceLock};
+    type Written = Vec<((u32, u32, u64), &'static Path)>;
+    static WRITTEN: OnceLock<Mutex<Written>> = OnceLock::new();
+    let mut written = WRITTEN
+        .get_or_init(|| Mutex::new(Vec::new()))
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some((_, path)) = written.iter().find(|(k, _)| *k == (n, size, seed)) {
+        return path;
+    }
+    // Kept for the whole test process: tests on other threads read it until the end.
+    let dir: &'static tempfile::TempDir = Box::leak(Box::new(tempfile::tempdir().unwrap()));
+    let path: &'static Path = Box::leak(dir.path().join("data").into_boxed_path());
+    let (code, _, err) = gantry(&[
+        "data",
+        "synth",
+        "--out",
+        path.to_str().unwrap(),
+        "--n",
+        &n.to_string(),
+        "--size",
+        &size.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ]);
+    assert_eq!(code, 0, "synth failed: {err}");
+    written.push(((n, size, seed), path));
+    path
+}

@@ -10,31 +10,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
-use gantry_e2e::{gantry, gantry_with_env, plugin_dir, small_config};
+use gantry_e2e::{gantry_with_env, plugin_dir, small_config};
 
 fn synth_data() -> &'static Path {
-    static DATA: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, path) = DATA.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("data");
-        let (code, _, err) = gantry(&[
-            "data",
-            "synth",
-            "--out",
-            path.to_str().unwrap(),
-            "--n",
-            "96",
-            "--size",
-            "16",
-            "--seed",
-            "5",
-        ]);
-        assert_eq!(code, 0, "synth failed: {err}");
-        (dir, path)
-    });
-    path
+    gantry_e2e::shared_synth(96, 16, 5)
 }
 
 /// Whether this machine has an NVIDIA driver (then the missing-driver paths can't be
@@ -182,6 +162,9 @@ fn auto_falls_back_from_a_cuda_build_to_the_cpu_build_and_logs_it() {
     let status = std::fs::read_to_string(run.join("status.ron")).unwrap();
     assert!(status.contains("device: Some(\"cpu\")"), "{status}");
     assert!(status.contains("state: finished"), "{status}");
+    // The run records what was asked for (`--device auto`), beside what was used.
+    let record = std::fs::read_to_string(run.join("run.ron")).unwrap();
+    assert!(record.contains("device: \"auto\""), "{record}");
 }
 
 /// The real CUDA builds of `.ci/run` (skipped where they weren't built).

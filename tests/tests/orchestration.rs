@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use gantry::runfs::spec::RunRecord;
@@ -12,28 +11,8 @@ use gantry::runfs::status::{State, Status};
 use gantry::runfs::{CheckpointInfo, RunFolder, read_ron};
 use gantry_e2e::{fixture, gantry, gantry_bin, plugin_dir, scalar_rows, small_config};
 
-/// Synthetic 16x16 data shared by the tests of this file (written once).
 fn synth_data() -> &'static Path {
-    static DATA: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, path) = DATA.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("data");
-        let (code, _, err) = gantry(&[
-            "data",
-            "synth",
-            "--out",
-            path.to_str().unwrap(),
-            "--n",
-            "128",
-            "--size",
-            "16",
-            "--seed",
-            "5",
-        ]);
-        assert_eq!(code, 0, "synth failed: {err}");
-        (dir, path)
-    });
-    path
+    gantry_e2e::shared_synth(128, 16, 5)
 }
 
 fn write_config(dir: &Path, epochs: u32, train_extra: &str) -> PathBuf {

@@ -11,28 +11,8 @@ use gantry_e2e::{
     fixture, foreign_library, gantry, gantry_bin, gantry_with_env, plugin_dir, small_config,
 };
 
-/// Synthetic data shared by the tests of this file (written once).
 fn synth_data() -> &'static Path {
-    static DATA: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, path) = DATA.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("data");
-        let (code, _, err) = gantry(&[
-            "data",
-            "synth",
-            "--out",
-            path.to_str().unwrap(),
-            "--n",
-            "160",
-            "--size",
-            "16",
-            "--seed",
-            "3",
-        ]);
-        assert_eq!(code, 0, "synth failed: {err}");
-        (dir, path)
-    });
-    path
+    gantry_e2e::shared_synth(160, 16, 3)
 }
 
 struct Trained {

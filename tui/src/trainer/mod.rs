@@ -428,9 +428,13 @@ fn drive(
 /// from any directory) and the plugin that trains it.
 fn write_record(folder: &RunFolder, config: &Path, p: &Prepared) -> Result<()> {
     let info = p.plugin.info();
+    let mut spec = crate::control::absolutize(config, &p.spec);
+    // What was asked for, `--device` included: a resume asks for the same, and the
+    // dashboard shows it beside the device actually used.
+    spec.device = p.device.clone();
     folder.write_record(&RunRecord {
         id: folder.id(),
-        spec: crate::control::absolutize(config, &p.spec),
+        spec,
         plugin: PluginRecord {
             path: p.plugin_path.clone(),
             name: info.name.clone(),

@@ -324,3 +324,79 @@ fn empty_batches_give_empty_results_without_a_kernel() {
         .unwrap();
     assert_eq!(counts, vec![0, 0, 0]);
 }
+
+/// On a GPU: every kernel against its CPU twin, on shapes that exercise the tails (rows
+/// and tiles not a multiple of the block), long rows (many strided passes), and more SSIM
+/// planes than grid.y/z could hold. Skipped, saying so, where no GPU answers (CI builds it
+/// with `--features cuda` but has no GPU). Run with
+/// `cargo test --release -p gantry-kit --features cuda fused`.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_kernels_match_their_cpu_twins() {
+    let gpu = match Device::new_cuda(0) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("skipped: no usable GPU: {e}");
+            return;
+        }
+    };
+    let on_gpu = |t: &Tensor| t.to_device(&gpu).unwrap();
+    let back = |t: Tensor| v1(&t.to_device(&Device::Cpu).unwrap());
+
+    for shape in [[7, 3, 37, 45], [1000, 1, 5, 7], [2, 1, 250, 400]] {
+        let a = rand(&shape, 31);
+        let b = mix(&rand(&shape, 32), &a, 0.3, 0.7);
+        let (ga, gb) = (on_gpu(&a), on_gpu(&b));
+        let what = format!("{shape:?}");
+        close(
+            &back(per_image_sse(&ga, &gb).unwrap()),
+            &v1(&per_image_sse(&a, &b).unwrap()),
+            1e-5,
+            &format!("sse {what}"),
+        );
+        close(
+            &back(per_image_psnr(&ga, &gb).unwrap()),
+            &v1(&per_image_psnr(&a, &b).unwrap()),
+            1e-5,
+            &format!("psnr {what}"),
+        );
+        if shape[2] >= 11 && shape[3] >= 11 {
+            close(
+                &back(per_image_ssim(&ga, &gb).unwrap()),
+                &v1(&per_image_ssim(&a, &b).unwrap()),
+                1e-5,
+                &format!("ssim {what}"),
+            );
+        }
+    }
+    // 70 000 planes of 11x11: more blocks than grid.y or grid.z could number.
+    let a = rand(&[70_000, 1, 11, 11], 33);
+    let b = mix(&rand(&[70_000, 1, 11, 11], 34), &a, 0.5, 0.5);
+    close(
+        &back(per_image_ssim(&on_gpu(&a), &on_gpu(&b)).unwrap()),
+        &v1(&per_image_ssim(&a, &b).unwrap()),
+        1e-5,
+        "ssim 70k planes",
+    );
+    // The histogram bins identically, bit for bit, including NaN and the edges.
+    let mut v: Vec<f32> = rand(&[300_001], 35)
+        .affine(3.0, -1.0)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    v.extend([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.5, 1.5]);
+    let t = Tensor::new(v.as_slice(), &Device::Cpu).unwrap();
+    for bins in [1, 37, 12_288] {
+        let cpu: Vec<u32> = score_histogram(&t, -0.5, 1.5, bins)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let cuda: Vec<u32> = score_histogram(&on_gpu(&t), -0.5, 1.5, bins)
+            .unwrap()
+            .to_device(&Device::Cpu)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(cuda, cpu, "{bins} bins");
+    }
+}
