@@ -28,6 +28,28 @@ fn main() {
     let y = ((&x * 0.8).unwrap() + Tensor::rand(0f32, 0.2, (n, c, h, w), &Device::Cpu).unwrap())
         .unwrap();
     let host = |t: &Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
+    // What evaluation did before: copy both batches to the host, then a per-image metric.
+    type HostMetric = fn(&ImageBatch, &ImageBatch) -> Result<Vec<f64>, String>;
+    let on_host = |metric: HostMetric| {
+        let (a, b) = (host(&x), host(&y));
+        let (ba, bb) = (
+            ImageBatch {
+                data: &a,
+                n,
+                c,
+                h,
+                w,
+            },
+            ImageBatch {
+                data: &b,
+                n,
+                c,
+                h,
+                w,
+            },
+        );
+        metric(&ba, &bb).unwrap();
+    };
     type Case<'a> = (&'static str, Box<dyn FnMut() + 'a>, Box<dyn FnMut() + 'a>);
     let mut cases: Vec<Case> = vec![
         (
@@ -41,52 +63,14 @@ fn main() {
         ),
         (
             "PSNR",
-            Box::new(|| {
-                let (a, b) = (host(&x), host(&y));
-                let (ba, bb) = (
-                    ImageBatch {
-                        data: &a,
-                        n,
-                        c,
-                        h,
-                        w,
-                    },
-                    ImageBatch {
-                        data: &b,
-                        n,
-                        c,
-                        h,
-                        w,
-                    },
-                );
-                iq::psnr_per_image(&ba, &bb).unwrap();
-            }),
+            Box::new(|| on_host(iq::psnr_per_image)),
             Box::new(|| {
                 fused::per_image_psnr(&x, &y).unwrap();
             }),
         ),
         (
             "SSIM",
-            Box::new(|| {
-                let (a, b) = (host(&x), host(&y));
-                let (ba, bb) = (
-                    ImageBatch {
-                        data: &a,
-                        n,
-                        c,
-                        h,
-                        w,
-                    },
-                    ImageBatch {
-                        data: &b,
-                        n,
-                        c,
-                        h,
-                        w,
-                    },
-                );
-                iq::ssim_per_image(&ba, &bb).unwrap();
-            }),
+            Box::new(|| on_host(iq::ssim_per_image)),
             Box::new(|| {
                 fused::per_image_ssim(&x, &y).unwrap();
             }),
