@@ -58,6 +58,21 @@ fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// A run's TensorBoard event files, read in order with their restarts applied, hold the
+/// rows of its scalars.csv (as the f32 TensorBoard keeps).
+fn assert_events_hold_scalars_csv(run: &Path) {
+    let events: Vec<(String, u64, f32)> = gantry::interop::tfevents::read_run_scalars(run)
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.tag, p.step as u64, p.value as f32))
+        .collect();
+    let csv: Vec<(String, u64, f32)> = scalar_rows(run)
+        .into_iter()
+        .map(|(step, _, tag, value)| (tag, step, value as f32))
+        .collect();
+    assert_eq!(events, csv, "{}", run.display());
+}
+
 fn train_losses(run: &Path) -> Vec<(u64, f64)> {
     scalar_rows(run)
         .into_iter()
@@ -93,6 +108,10 @@ fn killed_and_resumed_run_matches_an_uninterrupted_one() {
     let (code, err) = run_to_end(&["resume", s(&run)]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(status(&run).state, State::Finished);
+    // The resumed runner wrote a second event file; together they hold what scalars.csv
+    // holds (its restart dropped the steps the kill repeated).
+    assert_eq!(gantry::interop::tfevents::gantry_event_files(&run).len(), 2);
+    assert_events_hold_scalars_csv(&run);
 
     let a = train_losses(&runs.join("straight"));
     let b = train_losses(&run);
@@ -256,6 +275,9 @@ fn sigkill_at_twenty_moments_then_resume_loses_nothing() {
     let (code, err) = run_to_end(&["resume", s(&run)]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("finished"), "{err}");
+    // The event files of all those runners, torn records cut and restarts applied, hold
+    // what scalars.csv holds.
+    assert_events_hold_scalars_csv(&run);
 }
 
 fn last_train_step(run: &Path) -> u64 {
@@ -317,6 +339,9 @@ fn nan_rolls_back_with_a_lower_learning_rate_or_fails_naming_step_and_tag() {
     let steps: Vec<u64> = train_losses(&run).iter().map(|r| r.0).collect();
     assert_eq!(steps, (1..=steps.len() as u64).collect::<Vec<_>>());
     assert!(train_losses(&run).iter().all(|r| r.1.is_finite()));
+    // One event file, restarted at each rollback, ends as scalars.csv does.
+    assert_eq!(gantry::interop::tfevents::gantry_event_files(&run).len(), 1);
+    assert_events_hold_scalars_csv(&run);
 
     let cfg = dir.path().join("fail.ron");
     std::fs::write(&cfg, fixture_cfg(1)).unwrap();

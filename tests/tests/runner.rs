@@ -151,6 +151,95 @@ fn runs_ls_reports_the_finished_run() {
     assert!(out.contains("small") && out.contains("finished"), "{out}");
 }
 
+/// (tag, step, value as f32): TensorBoard's charts hold f32.
+type TagStepValue = (String, u64, f32);
+
+/// The rows a run's event files hold (restarts applied), and those of its scalars.csv.
+fn event_and_csv_rows(run: &Path) -> (Vec<TagStepValue>, Vec<TagStepValue>) {
+    let events = gantry::interop::tfevents::read_run_scalars(run)
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.tag, p.step as u64, p.value as f32))
+        .collect();
+    let csv = scalars(run)
+        .into_iter()
+        .map(|(step, _, tag, value)| (tag, step, value as f32))
+        .collect();
+    (events, csv)
+}
+
+#[test]
+fn train_writes_a_tensorboard_event_file_with_the_scalars_csv_holds() {
+    let t = trained();
+    let files = gantry::interop::tfevents::gantry_event_files(&t.run);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let (events, csv) = event_and_csv_rows(&t.run);
+    assert!(!csv.is_empty());
+    assert_eq!(events, csv);
+    // TensorBoard's own reader, when CI installed it (.ci/python-tools).
+    let Some(python) = std::env::var_os("GANTRY_TB_PYTHON") else {
+        eprintln!("TensorBoard's reader skipped: GANTRY_TB_PYTHON is not set");
+        return;
+    };
+    let script =
+        gantry_e2e::workspace_root().join("tui/tests/fixtures/tfevents/read_with_tensorboard.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(&t.run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut theirs: Vec<TagStepValue> = json
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(tag, points)| {
+            points.as_array().unwrap().iter().map(move |p| {
+                (
+                    tag.clone(),
+                    p[0].as_u64().unwrap(),
+                    p[1].as_f64().unwrap() as f32,
+                )
+            })
+        })
+        .collect();
+    let mut ours = csv;
+    ours.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    theirs.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    assert_eq!(
+        theirs, ours,
+        "TensorBoard's EventAccumulator read otherwise"
+    );
+}
+
+#[test]
+fn no_tfevents_writes_no_event_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cfg.ron");
+    std::fs::write(&cfg, small_config(synth_data(), 1)).unwrap();
+    let runs = dir.path().join("runs");
+    let (code, _, stderr) = gantry(&[
+        "train",
+        cfg.to_str().unwrap(),
+        "--runs",
+        runs.to_str().unwrap(),
+        "--name",
+        "quiet",
+        "--no-tfevents",
+        "-q",
+        "--plugins",
+        plugin_dir().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(runs.join("quiet/scalars.csv").is_file());
+    assert!(gantry::interop::tfevents::event_files(&runs.join("quiet"), 100).is_empty());
+}
+
 fn spawn_train(cfg: &Path, runs: &Path, name: &str) -> Child {
     Command::new(gantry_bin())
         .args([

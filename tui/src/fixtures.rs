@@ -105,6 +105,7 @@ pub fn write_run(root: &Path, run: &FixtureRun) -> Result<RunFolder, RunFsError>
                 on_nan: Default::default(),
             },
             device: "auto".into(),
+            launcher: Default::default(),
         },
         plugin: PluginRecord {
             path: "/plugins/libconv_ae.so".into(),
@@ -200,6 +201,7 @@ pub fn write_run(root: &Path, run: &FixtureRun) -> Result<RunFolder, RunFsError>
         skipped_files: vec![],
         data_wait: 0.0,
         peak_gpu_memory_bytes: run.peak_gpu_memory_bytes,
+        slurm_job: None,
     })?;
     Ok(folder)
 }

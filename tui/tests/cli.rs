@@ -24,6 +24,23 @@ fn missing_config_is_named() {
 }
 
 #[test]
+fn no_tfevents_with_a_detached_runner_is_refused_not_ignored() {
+    let (code, _, err) = gantry(&["train", "/nonexistent/cfg.ron", "--detach", "--no-tfevents"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--no-tfevents is not passed on"), "{err}");
+    // The later of --tfevents / --no-tfevents wins.
+    let (code, _, err) = gantry(&[
+        "train",
+        "/nonexistent/cfg.ron",
+        "--detach",
+        "--no-tfevents",
+        "--tfevents",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent/cfg.ron"), "{err}");
+}
+
+#[test]
 fn unknown_subcommand_prints_usage() {
     let (code, _, err) = gantry(&["trian"]);
     assert_eq!(code, 2);

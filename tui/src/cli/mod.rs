@@ -50,7 +50,8 @@ pub enum Command {
         #[arg(long)]
         allow_insecure_plugins: bool,
     },
-    /// Train one model: load its plugin, train, write one run folder.
+    /// Train one model: load its plugin, train, write one run folder. With `launcher:
+    /// Slurm(..)` in the config: write the run folder's slurm.sbatch, submit it and return.
     Train {
         /// The run config (RON).
         config: PathBuf,
@@ -79,6 +80,13 @@ pub enum Command {
         /// Load plugins even when their file or folder is writable by other users.
         #[arg(long)]
         allow_insecure_plugins: bool,
+        /// Write a TensorBoard event file next to scalars.csv (the default), so
+        /// `tensorboard --logdir RUNS` shows the run while it trains.
+        #[arg(long, overrides_with = "no_tfevents")]
+        tfevents: bool,
+        /// Write no TensorBoard event file.
+        #[arg(long, overrides_with = "tfevents")]
+        no_tfevents: bool,
     },
     /// Stop a running run: SIGTERM, so it finishes its step, checkpoints and ends
     /// `stopped` (what the dashboard's `x` does).
@@ -110,6 +118,10 @@ pub enum Command {
         detach: bool,
         #[arg(long)]
         allow_insecure_plugins: bool,
+        /// Resume here even when the run's launcher is Slurm (which otherwise submits its
+        /// slurm.sbatch again); what that script runs on the node.
+        #[arg(long, conflicts_with = "detach")]
+        local: bool,
     },
     /// Datasets.
     Data {
@@ -254,8 +266,19 @@ pub fn run() -> Result<ExitCode> {
             detach,
             queued,
             allow_insecure_plugins,
+            tfevents: _,
+            no_tfevents,
         }) => {
-            if detach {
+            // A Slurm launcher submits the run; `--queued` is its runner on the node.
+            let slurm = !queued
+                && crate::runfs::spec::RunSpec::load(&config).is_ok_and(|s| s.launcher.is_slurm());
+            if detach || slurm {
+                if no_tfevents {
+                    anyhow::bail!(
+                        "--no-tfevents is not passed on to a detached or Slurm runner yet: \
+                         train in the foreground, or delete the run's events.out.tfevents.* file"
+                    );
+                }
                 let spec = crate::runfs::spec::RunSpec::load(&config)?;
                 let folder = crate::control::launch(
                     &config,
@@ -269,6 +292,7 @@ pub fn run() -> Result<ExitCode> {
                     },
                 )?;
                 println!("{}", folder.dir.display());
+                report_slurm_job(&folder.dir);
                 return Ok(ExitCode::SUCCESS);
             }
             let stop = stop_on_signals()?;
@@ -282,6 +306,7 @@ pub fn run() -> Result<ExitCode> {
                 echo: !quiet,
                 queued,
                 allow_insecure_plugins,
+                no_tfevents,
             })?;
             Ok(report_outcome(&outcome))
         }
@@ -299,6 +324,16 @@ pub fn run() -> Result<ExitCode> {
                 crate::control::StopSent::Kill { pid } => {
                     eprintln!("sent SIGKILL to pid {pid} ({})", run_dir.display())
                 }
+                crate::control::StopSent::Scancel { job, force } => eprintln!(
+                    "scancel{} Slurm job {job}: {} {}",
+                    if force { " --signal=KILL" } else { "" },
+                    run_dir.display(),
+                    if force {
+                        "ends at once"
+                    } else {
+                        "gets SIGTERM and stops after its current step"
+                    }
+                ),
             }
             if let Some(secs) = wait {
                 let deadline = std::time::Instant::now() + Duration::from_secs_f64(secs);
@@ -319,8 +354,9 @@ pub fn run() -> Result<ExitCode> {
             quiet,
             detach,
             allow_insecure_plugins,
+            local,
         }) => {
-            if detach {
+            if detach || (!local && crate::control::slurm::is_slurm_run(&run_dir)) {
                 crate::control::resume_detached(
                     &run_dir,
                     &crate::control::ResumeOptions {
@@ -331,6 +367,7 @@ pub fn run() -> Result<ExitCode> {
                     },
                 )?;
                 println!("{}", run_dir.display());
+                report_slurm_job(&run_dir);
                 return Ok(ExitCode::SUCCESS);
             }
             let outcome = trainer::resume(&trainer::ResumeOptions {
@@ -445,6 +482,22 @@ fn report_outcome(outcome: &trainer::TrainOutcome) -> ExitCode {
             eprintln!("run {dir} {}", state.as_str());
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// Says which Slurm job a launch or resume submitted, if it did (on stderr: stdout is the
+/// run folder alone, for scripts).
+fn report_slurm_job(dir: &std::path::Path) {
+    let folder = crate::runfs::RunFolder::new(dir);
+    if let Some(job) = folder.read_status().ok().and_then(|s| s.slurm_job) {
+        eprintln!(
+            "submitted Slurm job {job} ({}); `gantry stop {}` cancels it",
+            folder
+                .dir
+                .join(crate::control::slurm::SCRIPT_FILE)
+                .display(),
+            dir.display()
+        );
     }
 }
 

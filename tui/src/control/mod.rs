@@ -11,6 +11,7 @@
 
 mod detach;
 mod signal;
+pub mod slurm;
 
 use std::path::{Path, PathBuf};
 
@@ -52,6 +53,18 @@ pub fn launch(config: &Path, spec: &RunSpec, opts: &LaunchOptions) -> Result<Run
     let folder = reserve(&opts.runs, opts.name.as_deref(), &spec.plugin)?;
     let config_path = folder.dir.join(CONFIG_FILE);
     crate::runfs::write_ron(&config_path, &spec)?;
+    if spec.launcher.is_slurm() {
+        let mut args = Vec::new();
+        push_common(&mut args, opts.device.as_deref(), &opts.plugin_dirs);
+        if opts.allow_insecure_plugins {
+            args.push("--allow-insecure-plugins".into());
+        }
+        if let Err(e) = slurm::submit_new(&folder, &opts.runs, &spec, &args) {
+            let _ = folder.write_status(&failed_before_start(e.to_string()));
+            return Err(e).with_context(|| format!("submitting run {} to Slurm", folder.id()));
+        }
+        return Ok(folder);
+    }
     let mut args: Vec<std::ffi::OsString> = vec![
         "train".into(),
         config_path.clone().into(),
@@ -88,6 +101,20 @@ pub struct ResumeOptions {
 pub fn resume_detached(dir: &Path, opts: &ResumeOptions) -> Result<()> {
     let folder = RunFolder::new(dir);
     check_resumable(&folder)?;
+    if slurm::is_slurm_run(dir) {
+        let mut args: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(epochs) = opts.epochs {
+            args.push("--epochs".into());
+            args.push(epochs.to_string().into());
+        }
+        push_common(&mut args, opts.device.as_deref(), &opts.plugin_dirs);
+        if opts.allow_insecure_plugins {
+            args.push("--allow-insecure-plugins".into());
+        }
+        slurm::resubmit(&folder, &args)
+            .with_context(|| format!("resubmitting {} to Slurm", dir.display()))?;
+        return Ok(());
+    }
     let mut args: Vec<std::ffi::OsString> = vec!["resume".into(), dir.into(), "--quiet".into()];
     if let Some(epochs) = opts.epochs {
         args.push("--epochs".into());

@@ -1,9 +1,10 @@
 //! `gantry stop`: SIGTERM (the runner finishes its step, checkpoints and ends `stopped`)
-//! or, forced, SIGKILL, sent to the process that holds the run folder's lock.
+//! or, forced, SIGKILL, sent to the process that holds the run folder's lock; for a run in
+//! a Slurm job, `scancel` of that job, which has Slurm signal the runner.
 
 use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use rustix::process::{Pid, Signal, kill_process};
 
 use crate::runfs::RunFolder;
@@ -17,11 +18,25 @@ pub enum StopSent {
     Term { pid: u32 },
     /// SIGKILL: the run ends at once; resume starts from its last checkpoint.
     Kill { pid: u32 },
+    /// `scancel` of the run's Slurm job (`force`: `--signal=KILL`); Slurm sends the
+    /// runner SIGTERM (or SIGKILL).
+    Scancel { job: u64, force: bool },
 }
 
 /// Signals the runner of the run in `dir`: SIGTERM, or SIGKILL when `force`.
 pub fn stop(dir: &Path, force: bool) -> Result<StopSent> {
     let folder = RunFolder::new(dir);
+    if let Some(job) = super::slurm::active_job(&folder) {
+        let Ok(number) = job.parse::<u64>() else {
+            bail!(
+                "{}: status.ron names Slurm job {job:?}, not a job number",
+                dir.display()
+            );
+        };
+        super::slurm::cancel(&folder, &job, force)
+            .with_context(|| format!("stopping {}", dir.display()))?;
+        return Ok(StopSent::Scancel { job: number, force });
+    }
     if let Ok(status) = folder.read_status()
         && status.host != hostname()
     {

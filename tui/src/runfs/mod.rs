@@ -16,6 +16,7 @@ pub mod atomic;
 pub mod confusion;
 pub mod csv;
 pub mod embedding;
+pub mod launcher;
 pub mod lock;
 pub mod names;
 pub mod samples;

@@ -28,6 +28,9 @@ pub struct RunSpec {
     /// `auto`, `cpu`, `cuda` or `cuda:N`.
     #[serde(default = "default_device")]
     pub device: String,
+    /// Where the runner runs: `Local` (default) or `Slurm(partition: .., gres: .., ..)`.
+    #[serde(default)]
+    pub launcher: super::launcher::Launcher,
 }
 
 fn default_device() -> String {
@@ -265,6 +268,7 @@ impl RunSpec {
             ));
         }
         self.validate_data()?;
+        self.launcher.validate()?;
         Ok(())
     }
 

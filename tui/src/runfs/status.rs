@@ -81,6 +81,10 @@ pub struct Status {
     /// saw it at the heartbeats: `None` on CPU, without NVML, or in files from before it.
     #[serde(default)]
     pub peak_gpu_memory_bytes: Option<u64>,
+    /// The Slurm job running (or queued to run) this run, for a run whose config has a
+    /// Slurm launcher: what `gantry stop` cancels. `None` for a local run.
+    #[serde(default)]
+    pub slurm_job: Option<String>,
 }
 
 /// Skipped images named in status.ron, at most.
@@ -103,6 +107,10 @@ pub enum Liveness {
     Stalled,
     /// Running on this host, but its process is gone.
     Crashed,
+    /// Written by another program (a TensorBoard logdir, a Keras CSV history, see
+    /// [`crate::interop::foreign`]): all a reader knows is whether its files changed
+    /// lately.
+    External { live: bool },
 }
 
 impl Liveness {
@@ -111,6 +119,8 @@ impl Liveness {
             Liveness::Recorded(s) => s.as_str(),
             Liveness::Stalled => "stalled",
             Liveness::Crashed => "crashed",
+            Liveness::External { live: false } => "external",
+            Liveness::External { live: true } => "external · live",
         }
     }
 }
@@ -139,6 +149,7 @@ impl Status {
             skipped_files: vec![],
             data_wait: 0.0,
             peak_gpu_memory_bytes: None,
+            slurm_job: None,
         }
     }
 
@@ -149,9 +160,11 @@ impl Status {
         }
         if self.state == State::Queued {
             // A launcher writes `queued` with pid 0; its runner rewrites it with its own
-            // pid at once. A runner that died, or never started, is crashed.
+            // pid at once. A runner that died, or never started, is crashed. A Slurm job
+            // may wait in the queue for hours: only Slurm can say it will never start (the
+            // dashboard asks it, see `control::slurm::job`).
             let gone = if self.pid == 0 {
-                now - self.heartbeat > QUEUED_START_SECS
+                self.slurm_job.is_none() && now - self.heartbeat > QUEUED_START_SECS
             } else {
                 self.host == this_host && !process_alive(self.pid)
             };
@@ -231,6 +244,15 @@ mod tests {
             Liveness::Recorded(State::Queued)
         );
         assert_eq!(queued.liveness(200.0, "here"), Liveness::Crashed);
+        // Pending in a Slurm queue: not crashed however long it waits.
+        let pending = Status {
+            slurm_job: Some("1234".into()),
+            ..queued.clone()
+        };
+        assert_eq!(
+            pending.liveness(100_000.0, "here"),
+            Liveness::Recorded(State::Queued)
+        );
         queued.pid = u32::MAX - 1;
         assert_eq!(queued.liveness(101.0, "here"), Liveness::Crashed);
         // Another host's pid says nothing about this machine.

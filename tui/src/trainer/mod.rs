@@ -59,6 +59,8 @@ pub struct TrainOptions {
     pub queued: bool,
     /// Load plugins even when their file or folder is writable by other users.
     pub allow_insecure_plugins: bool,
+    /// `--no-tfevents`: write no TensorBoard event file next to scalars.csv.
+    pub no_tfevents: bool,
 }
 
 /// How `gantry resume` was asked to run.
@@ -94,6 +96,8 @@ struct Prepared {
     synthetic_note: Option<String>,
     /// Why another build of the plugin than the one named was loaded (CUDA unavailable).
     device_note: Option<String>,
+    /// Also write a TensorBoard event file next to scalars.csv.
+    tfevents: bool,
 }
 
 impl Prepared {
@@ -165,6 +169,7 @@ fn prepare(config: &Path, spec: RunSpec, src: &PluginSource<'_>) -> Result<Prepa
         device,
         synthetic_note,
         device_note,
+        tfevents: true,
     })
 }
 
@@ -203,7 +208,8 @@ pub fn train(opts: &TrainOptions) -> Result<TrainOutcome> {
         return train_queued(opts, &src);
     }
     let spec = RunSpec::load(&opts.config)?;
-    let prepared = prepare(&opts.config, spec, &src)?;
+    let mut prepared = prepare(&opts.config, spec, &src)?;
+    prepared.tfevents = !opts.no_tfevents;
     let base = match &opts.name {
         Some(name) => {
             names::check_run_id(name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
@@ -232,11 +238,17 @@ fn train_queued(opts: &TrainOptions, src: &PluginSource<'_>) -> Result<TrainOutc
         .read_status()
         .unwrap_or_else(|_| starting_status(0, 0));
     status.pid = std::process::id();
+    // A launcher on another host (a Slurm login node) reserved the folder.
+    status.host = hostname();
     status.heartbeat = time::now();
     folder.write_status(&status)?;
     let prepared = RunSpec::load(&opts.config)
         .map_err(anyhow::Error::from)
         .and_then(|spec| prepare(&opts.config, spec, src))
+        .map(|p| Prepared {
+            tfevents: !opts.no_tfevents,
+            ..p
+        })
         .and_then(|p| write_record(&folder, &opts.config, &p).map(|()| p));
     match prepared {
         Ok(p) => drive(
@@ -300,7 +312,11 @@ pub fn resume(opts: &ResumeOptions) -> Result<TrainOutcome> {
         prepare(&folder.run_file(), spec, &src)
     })();
     let prepared = match result {
-        Ok(p) => p,
+        // Event files go on if the run wrote them: each runner process starts its own.
+        Ok(p) => Prepared {
+            tfevents: crate::interop::scalar_log::has_event_files(&folder),
+            ..p
+        },
         Err(e) => {
             let status = previous.take().unwrap_or_else(|| starting_status(0, 0));
             return Ok(failed_to_start(folder, status, &e));
@@ -354,6 +370,7 @@ fn drive(
     let epochs = prepared.spec.train.epochs;
     let total_steps = prepared.steps_per_epoch() * u64::from(epochs);
     let mut status = starting_status(epochs, total_steps);
+    status.slurm_job = crate::control::slurm::runner_job(&prepared.spec.launcher);
     if let Some(old) = &resumed {
         // What the run already achieved stays on display while it catches up.
         status.started = old.started.or(status.started);

@@ -19,10 +19,11 @@ use super::{CACHE_BYTES, Prepared};
 use crate::data::pipeline::Pipeline;
 use crate::data::prefetch::{OwnedBatch, Prefetcher};
 use crate::data::spill::Spill;
+use crate::interop::scalar_log::ScalarLog;
 use crate::metrics::classification::{ClassificationReport, classification_report};
 use crate::metrics::pca;
 use crate::metrics::ranking::{AnomalyReport, anomaly_report};
-use crate::runfs::scalars::{self, ScalarRow, ScalarWriter};
+use crate::runfs::scalars::{self, ScalarRow};
 use crate::runfs::scores::{self, ScoreRow};
 use crate::runfs::spec::NanPolicy;
 use crate::runfs::status::{Best, SKIPPED_LISTED};
@@ -54,7 +55,8 @@ pub struct Run<'a> {
     stop: Arc<AtomicBool>,
     instance: PluginInstance,
     sink: RunSink,
-    scalars: ScalarWriter,
+    /// scalars.csv, and the TensorBoard event file beside it.
+    scalars: ScalarLog,
     loaders: [Prefetcher; 3],
     step: u64,
     best_val: Option<f64>,
@@ -153,7 +155,7 @@ impl<'a> Run<'a> {
             stop,
             instance,
             sink,
-            scalars: ScalarWriter::open(&folder.scalars_file())?,
+            scalars: ScalarLog::open(folder, p.tfevents)?,
             loaders,
             step: 0,
             best_val: None,
@@ -205,7 +207,7 @@ impl<'a> Run<'a> {
         if dropped > 0 {
             tracing::info!("dropped {dropped} scalar rows written after step {step}");
         }
-        self.scalars = ScalarWriter::open(&path)?;
+        self.scalars.reopen_after(step)?;
         Ok(())
     }
 

@@ -67,6 +67,15 @@ impl RunControl for LocalControl {
     }
 }
 
+/// The Slurm job a launch or resume of the run in `dir` just submitted, if its launcher
+/// is Slurm.
+fn submitted_job(dir: &Path) -> Option<String> {
+    if !control::slurm::is_slurm_run(dir) {
+        return None;
+    }
+    RunFolder::new(dir).read_status().ok()?.slurm_job
+}
+
 /// Carries out a control action and reports the outcome on the app (message bar, form,
 /// selection). Never fails: a refusal is a message. `Edit` needs the terminal and is the
 /// event loop's to perform; here it is ignored.
@@ -83,10 +92,16 @@ pub fn perform(app: &mut App, action: Action, control: &dyn RunControl) {
             };
             match control.launch(&config, &spec, &opts) {
                 Ok(folder) => {
-                    app.message = Some(Message::info(format!(
-                        "launched {}: queued, its runner is starting (x stops it)",
-                        folder.id()
-                    )));
+                    app.message = Some(Message::info(match submitted_job(&folder.dir) {
+                        Some(job) => format!(
+                            "submitted {} as Slurm job {job}: queued (x cancels it)",
+                            folder.id()
+                        ),
+                        None => format!(
+                            "launched {}: queued, its runner is starting (x stops it)",
+                            folder.id()
+                        ),
+                    }));
                     app.selected = Some(folder.dir);
                     app.focus = Focus::Runs;
                     app.form = None;
@@ -116,6 +131,20 @@ pub fn perform(app: &mut App, action: Action, control: &dyn RunControl) {
                         "SIGKILL sent to {id} (pid {pid}); r resumes it from its last checkpoint"
                     ))
                 }
+                Ok(StopSent::Scancel { job, force: false }) => {
+                    app.term_sent.insert(dir);
+                    Message::info(format!(
+                        "scancel {job} ({id}): Slurm sends SIGTERM, the runner checkpoints and \
+                         ends stopped; x again kills it"
+                    ))
+                }
+                Ok(StopSent::Scancel { job, force: true }) => {
+                    app.term_sent.remove(&dir);
+                    Message::info(format!(
+                        "scancel --signal=KILL {job} ({id}); r resubmits it from its last \
+                         checkpoint"
+                    ))
+                }
                 Err(e) => Message::error(format!("stop {id}: {e:#}")),
             });
         }
@@ -130,7 +159,13 @@ pub fn perform(app: &mut App, action: Action, control: &dyn RunControl) {
             app.message = Some(match control.resume(&dir, &opts) {
                 Ok(()) => {
                     app.term_sent.remove(&dir);
-                    Message::info(format!("resuming {id} from its last checkpoint"))
+                    match submitted_job(&dir) {
+                        Some(job) => Message::info(format!(
+                            "resubmitted {id} to Slurm as job {job}: it goes on from its last \
+                             checkpoint"
+                        )),
+                        None => Message::info(format!("resuming {id} from its last checkpoint")),
+                    }
                 }
                 Err(e) => Message::error(format!("resume {id}: {e:#}")),
             });

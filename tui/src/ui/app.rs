@@ -631,9 +631,10 @@ fn state_rank(l: Option<Liveness>) -> u8 {
     match l {
         None | Some(Liveness::Crashed) | Some(Liveness::Recorded(State::Failed)) => 0,
         Some(Liveness::Stalled) => 1,
-        Some(Liveness::Recorded(State::Running)) => 2,
+        Some(Liveness::Recorded(State::Running) | Liveness::External { live: true }) => 2,
         Some(Liveness::Recorded(State::Queued)) => 3,
         Some(Liveness::Recorded(State::Stopped)) => 4,
         Some(Liveness::Recorded(State::Finished)) => 5,
+        Some(Liveness::External { live: false }) => 6,
     }
 }

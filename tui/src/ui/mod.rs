@@ -15,6 +15,7 @@ pub mod plugin_catalog;
 pub mod popups;
 mod run_commands;
 pub mod series;
+pub mod slurm_jobs;
 pub mod store;
 pub mod theme;
 pub mod views;
@@ -25,7 +26,11 @@ mod tests;
 #[cfg(test)]
 mod tests_actions;
 #[cfg(test)]
+mod tests_foreign;
+#[cfg(test)]
 mod tests_hostile;
+#[cfg(test)]
+mod tests_slurm;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -75,6 +80,7 @@ pub fn run(opts: WatchOptions) -> Result<()> {
     let _watch = event::spawn_watcher(&opts.roots, opts.poll, Arc::clone(&store), tx.clone())?;
     let _plugin_watch = spawn_plugin_describer(&opts, tx.clone())?;
     event::spawn_gpu_sampler(tx.clone());
+    slurm_jobs::spawn_poller(Arc::clone(&store), tx.clone());
     let gate = event::spawn_input(tx);
     let runs = opts
         .roots

@@ -71,7 +71,19 @@ impl App {
                 )));
                 return;
             }
+            Some(Liveness::External { .. }) => {
+                self.message = Some(Message::info(format!(
+                    "{id} is written by another program ({}): gantry only shows it",
+                    run.plugin()
+                )));
+                return;
+            }
             _ => {}
+        }
+        if let Some(job) = run.status.as_ref().and_then(|s| s.slurm_job.clone()) {
+            let sent = self.term_sent.contains(&dir);
+            self.confirm = Some(slurm_stop_confirm(&id, &job, dir, sent));
+            return;
         }
         self.confirm = Some(if self.term_sent.contains(&dir) {
             Confirm {
@@ -101,11 +113,16 @@ impl App {
         let (dir, id) = (run.folder.dir.clone(), run.id());
         match run.liveness(self.now, &self.host) {
             Some(Liveness::Recorded(State::Stopped | State::Failed) | Liveness::Crashed) => {
+                let detail = if run.status.as_ref().is_some_and(|s| s.slurm_job.is_some()) {
+                    "Its slurm.sbatch is submitted again: the new job goes on from the last \
+                     checkpoint, appending to the same run folder."
+                } else {
+                    "A detached runner goes on from its last checkpoint, appending to the \
+                     same run folder."
+                };
                 self.confirm = Some(Confirm {
                     question: format!("Resume run {id}?"),
-                    detail: "A detached runner goes on from its last checkpoint, appending to \
-                             the same run folder."
-                        .into(),
+                    detail: detail.into(),
                     action: Action::Resume { dir },
                 });
             }
@@ -115,6 +132,28 @@ impl App {
                     "{id} is {label}: only a stopped, failed or crashed run resumes"
                 )));
             }
+        }
+    }
+}
+
+/// The question before `scancel`: the plain one (Slurm sends SIGTERM, then SIGKILL after
+/// its grace period), or `--signal=KILL` for a run cancelled from here already.
+fn slurm_stop_confirm(id: &str, job: &str, dir: std::path::PathBuf, term_sent: bool) -> Confirm {
+    if term_sent {
+        Confirm {
+            question: format!("Kill run {id} (Slurm job {job})?"),
+            detail: "It was cancelled already. scancel --signal=KILL ends its runner at once, \
+                     without a checkpoint; r resubmits it from the last one."
+                .into(),
+            action: Action::Stop { dir, force: true },
+        }
+    } else {
+        Confirm {
+            question: format!("Stop run {id} (Slurm job {job})?"),
+            detail: "scancel: Slurm sends the runner SIGTERM; it finishes its current step, \
+                     writes a checkpoint and ends stopped."
+                .into(),
+            action: Action::Stop { dir, force: false },
         }
     }
 }

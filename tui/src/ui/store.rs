@@ -2,11 +2,14 @@
 //! refreshed per run folder when the watcher reports a change there: status and record are
 //! re-read (small), scalars and the log are tailed from their last offsets, the score and
 //! sample listings re-listed. A file that fails to read marks its run with an error and
-//! nothing else.
+//! nothing else. Runs other programs wrote (TensorBoard logdirs, Keras CSV histories) are
+//! found and followed by [`crate::interop::foreign`]; their values land in the same
+//! [`Series`], so every view shows them as it shows gantry's.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 
+use crate::interop::foreign::{self, Change, ForeignRun};
 use crate::runfs::confusion::{self, Confusion};
 use crate::runfs::embedding::{self, Point};
 use crate::runfs::scalars::ScalarTail;
@@ -57,6 +60,11 @@ pub struct RunData {
     /// The newest 2-D embedding of latent codes: (file name, points).
     pub embedding: Option<(String, Vec<Point>)>,
     pub log: VecDeque<String>,
+    /// Its Slurm job's state, for a run launched through Slurm (set by
+    /// [`super::slurm_jobs`]'s poller, not read from the folder).
+    pub slurm: Option<super::slurm_jobs::SlurmSeen>,
+    /// A run another program wrote: what follows its files. `None` for gantry's runs.
+    pub foreign: Option<ForeignRun>,
     scalar_tail: ScalarTail,
     log_tail: LineTail,
 }
@@ -74,22 +82,41 @@ impl RunData {
             confusion: None,
             embedding: None,
             log: VecDeque::new(),
+            slurm: None,
+            foreign: None,
             scalar_tail: ScalarTail::new(),
             log_tail: LineTail::new(),
         }
     }
 
-    pub fn id(&self) -> String {
-        self.folder.id()
+    /// A run another program wrote, keyed by its logdir or CSV file.
+    fn foreign(run: ForeignRun) -> RunData {
+        let mut data = RunData::new(RunFolder::new(run.path.clone()));
+        data.foreign = Some(run);
+        data
     }
 
-    /// Plugin name from run.ron.
+    /// The folder name; a foreign run's path under its root.
+    pub fn id(&self) -> String {
+        match &self.foreign {
+            Some(f) => f.id.clone(),
+            None => self.folder.id(),
+        }
+    }
+
+    /// Plugin name from run.ron; a foreign run's format (`tensorboard`, `keras-csv`).
     pub fn plugin(&self) -> &str {
+        if let Some(f) = &self.foreign {
+            return f.kind.label();
+        }
         self.record.as_ref().map_or("?", |r| r.plugin.name.as_str())
     }
 
     /// The dataset's folder name from run.ron.
     pub fn dataset(&self) -> String {
+        if self.foreign.is_some() {
+            return "-".into();
+        }
         self.record
             .as_ref()
             .and_then(|r| r.spec.data.root.file_name())
@@ -98,11 +125,35 @@ impl RunData {
     }
 
     pub fn liveness(&self, now: f64, host: &str) -> Option<Liveness> {
-        self.status.as_ref().map(|s| s.liveness(now, host))
+        if let Some(f) = &self.foreign {
+            return Some(Liveness::External {
+                live: f.is_live(now),
+            });
+        }
+        let status = self.status.as_ref()?;
+        let liveness = status.liveness(now, host);
+        // A Slurm job that ended under a run still recorded as live: its runner is gone.
+        Some(match self.slurm_job() {
+            Some(job) => crate::control::slurm::job::liveness_with_job(status, liveness, job, now),
+            None => liveness,
+        })
+    }
+
+    /// The state of the run's current Slurm job, once Slurm has said it.
+    pub fn slurm_job(&self) -> Option<&crate::control::slurm::JobStatus> {
+        let seen = self.slurm.as_ref()?;
+        let job = self.status.as_ref()?.slurm_job.as_ref()?;
+        match &seen.state {
+            Ok(Some(status)) if &seen.job == job => Some(status),
+            _ => None,
+        }
     }
 
     /// Unix time the run was created (record, else status start), for sorting by age.
     pub fn created(&self) -> f64 {
+        if let Some(f) = &self.foreign {
+            return f.created;
+        }
         self.record
             .as_ref()
             .map(|r| r.created)
@@ -110,8 +161,71 @@ impl RunData {
             .unwrap_or(0.0)
     }
 
+    /// What the Overview says of a foreign run: (label, value) lines.
+    pub fn foreign_facts(&self) -> Vec<(&'static str, String)> {
+        let Some(f) = &self.foreign else {
+            return Vec::new();
+        };
+        let points: usize = self.series.values().map(Series::len).sum();
+        let last_step = self.series.values().filter_map(|s| s.steps.last()).max();
+        vec![
+            ("format", f.kind.label().to_string()),
+            ("path", f.path.display().to_string()),
+            (
+                "read",
+                format!(
+                    "{} file(s), {} tag(s), {points} value(s), last step {}",
+                    f.files,
+                    self.series.len(),
+                    last_step.map_or("-".into(), |s| s.to_string())
+                ),
+            ),
+        ]
+    }
+
+    /// Reads what a foreign run's files gained; see [`RunData::refresh`].
+    fn refresh_foreign(&mut self) -> bool {
+        let Some(run) = self.foreign.as_mut() else {
+            return false;
+        };
+        let before = (run.modified, run.files);
+        let read = run.refresh();
+        let mut changed = read.restarted || !read.changes.is_empty();
+        changed |= before != (run.modified, run.files);
+        if read.restarted {
+            self.series.clear();
+        }
+        for change in read.changes {
+            match change {
+                Change::Row(row) => {
+                    let s = self.series.entry(row.tag).or_default();
+                    s.steps.push(row.step);
+                    s.epochs.push(row.epoch);
+                    s.walls.push(row.wall_time);
+                    s.values.push(row.value);
+                }
+                Change::Purge { prefix, step } => {
+                    for (_, s) in self
+                        .series
+                        .iter_mut()
+                        .filter(|(t, _)| t.starts_with(&prefix))
+                    {
+                        drop_steps_from(s, step);
+                    }
+                    self.series.retain(|_, s| !s.is_empty());
+                }
+            }
+        }
+        changed |= read.errors != self.errors;
+        self.errors = read.errors;
+        changed
+    }
+
     /// Re-reads whatever changed. Returns whether anything the dashboard shows changed.
     pub fn refresh(&mut self) -> bool {
+        if self.foreign.is_some() {
+            return self.refresh_foreign();
+        }
         let mut errors = Vec::new();
         let mut changed = false;
         if self.record.is_none() || !self.folder.run_file().exists() {
@@ -232,6 +346,7 @@ impl RunStore {
     /// anything changed.
     pub fn rescan(&mut self) -> bool {
         let mut found = Vec::new();
+        let mut foreign_found = Vec::new();
         let mut root_errors = Vec::new();
         for root in &self.roots {
             match std::fs::read_dir(root) {
@@ -244,12 +359,25 @@ impl RunStore {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => root_errors.push(format!("{}: {e}", root.display())),
             }
+            foreign_found.extend(foreign::discover(root));
         }
         let mut changed = root_errors != self.root_errors;
         self.root_errors = root_errors;
         let before = self.runs.len();
-        self.runs.retain(|dir, _| found.contains(dir));
+        self.runs.retain(|dir, run| match &run.foreign {
+            None => found.contains(dir),
+            Some(f) => foreign_found
+                .iter()
+                .any(|x| &x.path == dir && x.kind == f.kind),
+        });
         changed |= self.runs.len() != before;
+        for found in foreign_found {
+            let run = self
+                .runs
+                .entry(found.path.clone())
+                .or_insert_with(|| RunData::foreign(ForeignRun::new(&found)));
+            changed |= run.refresh();
+        }
         for dir in found {
             let run = self
                 .runs
@@ -266,12 +394,23 @@ impl RunStore {
         let mut dirs: Vec<PathBuf> = Vec::new();
         let mut rescan = false;
         for path in paths {
+            if let Some(dir) = self.foreign_run_of(path) {
+                if !dirs.contains(&dir) {
+                    dirs.push(dir);
+                }
+                continue;
+            }
             match self.run_dir_of(path) {
                 Some(dir) if self.runs.contains_key(&dir) => {
                     if !dirs.contains(&dir) {
                         dirs.push(dir);
                     }
                 }
+                // Hidden folders (`.cache`, `.data`) hold no runs of either kind.
+                Some(dir)
+                    if dir
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.')) => {}
                 _ => rescan = true,
             }
         }
@@ -293,9 +432,26 @@ impl RunStore {
     /// Whether any run is recorded as queued or running (its liveness can change with
     /// time alone).
     pub fn has_live_runs(&self) -> bool {
-        self.runs
-            .values()
-            .any(|r| r.status.as_ref().is_some_and(|s| !s.state.is_final()))
+        let now = crate::runfs::time::now();
+        self.runs.values().any(|r| {
+            r.status.as_ref().is_some_and(|s| !s.state.is_final())
+                || r.foreign.as_ref().is_some_and(|f| f.is_live(now))
+        })
+    }
+
+    /// The foreign run whose files include `path`: a CSV history itself before a logdir
+    /// holding it.
+    fn foreign_run_of(&self, path: &Path) -> Option<PathBuf> {
+        let owners = || {
+            self.runs
+                .iter()
+                .filter(|(_, r)| r.foreign.as_ref().is_some_and(|f| f.owns(path)))
+                .map(|(dir, _)| dir)
+        };
+        owners()
+            .find(|dir| dir.as_path() == path)
+            .or_else(|| owners().next())
+            .cloned()
     }
 
     /// The run folder (a direct child of a root) that contains `path`.
@@ -315,4 +471,15 @@ fn is_run_dir(path: &Path) -> bool {
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with('.'))
         && (path.join(RUN_FILE).exists() || path.join(STATUS_FILE).exists())
+}
+
+/// Drops the values at steps `>= step` (a restart in a foreign run's event file).
+fn drop_steps_from(s: &mut Series, step: u64) {
+    let old = std::mem::take(s);
+    for i in (0..old.len()).filter(|&i| old.steps[i] < step) {
+        s.steps.push(old.steps[i]);
+        s.epochs.push(old.epochs[i]);
+        s.walls.push(old.walls[i]);
+        s.values.push(old.values[i]);
+    }
 }

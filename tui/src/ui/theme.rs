@@ -92,6 +92,8 @@ impl Theme {
             Some(Liveness::Recorded(State::Stopped)) => ("■", Color::Yellow),
             Some(Liveness::Stalled) => ("⏸", Color::Yellow),
             Some(Liveness::Crashed) => ("‼", Color::LightRed),
+            Some(Liveness::External { live: true }) => ("▷", Color::Cyan),
+            Some(Liveness::External { live: false }) => ("◇", Color::Gray),
         };
         let style = if self.color {
             Style::default().fg(colour)

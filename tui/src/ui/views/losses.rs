@@ -36,9 +36,18 @@ struct ChartLine {
     smooth: Vec<(f64, f64)>,
 }
 
-/// The chart a tag belongs to: its name after the split prefix.
+/// The chart a tag belongs to: its name after the split prefix (`val/loss` is `loss`),
+/// or before a split suffix, as PyTorch's tutorials tag (`Loss/train` is `Loss`), or
+/// after Keras' `val_` (`val_loss` is `loss`), so train and validation overlay in one
+/// chart each way.
 fn group_of(tag: &str) -> &str {
-    tag.split_once('/').map_or(tag, |(_, rest)| rest)
+    const SPLITS: [&str; 5] = ["train", "val", "validation", "test", "eval"];
+    let is_split = |s: &str| SPLITS.iter().any(|x| x.eq_ignore_ascii_case(s));
+    match (tag.split_once('/'), tag.rsplit_once('/')) {
+        (Some((first, _)), Some((name, last))) if !is_split(first) && is_split(last) => name,
+        (Some((_, rest)), _) => rest,
+        _ => tag.strip_prefix("val_").unwrap_or(tag),
+    }
 }
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, runs: &[&RunData]) {
@@ -221,4 +230,20 @@ fn x_bounds(points: &[(f64, f64)]) -> Option<(f64, f64)> {
     } else {
         (lo - 0.5, hi + 0.5)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::group_of;
+
+    #[test]
+    fn splits_prefixed_or_suffixed_share_a_chart() {
+        assert_eq!(group_of("val/loss"), "loss");
+        assert_eq!(group_of("train/d_loss"), "d_loss");
+        assert_eq!(group_of("test/recall/normal"), "recall/normal");
+        assert_eq!(group_of("Loss/train"), "Loss");
+        assert_eq!(group_of("Accuracy/validation"), "Accuracy");
+        assert_eq!(group_of("epoch_loss"), "epoch_loss");
+        assert_eq!(group_of("val_loss"), "loss");
+    }
 }

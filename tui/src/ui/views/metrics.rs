@@ -17,12 +17,15 @@ use crate::ui::store::RunData;
 
 /// Evaluated headline tags of a run (`split/name`), in name order. Breakdowns such as
 /// `test/recall/<class>` or `test/best_f1/threshold` stay in scalars.csv and the Losses
-/// view: as columns they would push the headline numbers off the screen.
+/// view: as columns they would push the headline numbers off the screen. A foreign run
+/// (TensorBoard, Keras CSV) names its tags its own way: all of them are columns.
 fn eval_tags(run: &RunData) -> Vec<&str> {
     run.series
         .keys()
         .map(String::as_str)
-        .filter(|t| !t.starts_with("train/") && t.matches('/').count() == 1)
+        .filter(|t| {
+            run.foreign.is_some() || (!t.starts_with("train/") && t.matches('/').count() == 1)
+        })
         .collect()
 }
 

@@ -57,8 +57,11 @@ pub fn fmt_age(now: f64, then: f64) -> String {
         format!("{}m", (s / 60.0) as u64)
     } else if s < 86_400.0 {
         format!("{}h", (s / 3600.0) as u64)
-    } else {
+    } else if s < 365.0 * 86_400.0 {
         format!("{}d", (s / 86_400.0) as u64)
+    } else {
+        // Years: a TensorBoard logdir from long ago still fits the age column.
+        format!("{}y", (s / (365.0 * 86_400.0)) as u64)
     }
 }
 
@@ -81,6 +84,7 @@ mod tests {
         assert_eq!(fmt_value(1234.5), "1234.5");
         assert_eq!(fmt_age(100.0, 40.0), "1m");
         assert_eq!(fmt_age(100.0, 99.0), "1s");
+        assert_eq!(fmt_age(1000.0 * 86_400.0, 0.0), "2y");
         assert!(lower_is_better("val/loss") && !lower_is_better("test/auroc"));
     }
 }

@@ -157,8 +157,18 @@ fn render_run(frame: &mut Frame, area: Rect, app: &App, run: &RunData) {
         Span::styled(format!("{glyph} {label}  "), style),
         Span::styled(escape_controls(&run.id()), t.title),
     ]));
+    if let Some(job) = run.status.as_ref().and_then(|s| s.slurm_job.as_ref()) {
+        let text = match &run.slurm {
+            Some(seen) if &seen.job == job => seen.job_text(),
+            _ => format!("{job} (asking Slurm…)"),
+        };
+        lines.push(kv("slurm", format!("job {text}")));
+    }
     for e in &run.errors {
         lines.push(Line::styled(format!("⚠ {}", escape_controls(e)), t.error));
+    }
+    for (k, v) in run.foreign_facts() {
+        lines.push(kv(k, v));
     }
     if let Some(s) = &run.status {
         lines.push(kv("progress", progress(s)));
@@ -246,6 +256,9 @@ fn render_run(frame: &mut Frame, area: Rect, app: &App, run: &RunData) {
         ));
         lines.push(kv("params", spec.params_text()));
         lines.push(kv("device", format!("requested {}", spec.device)));
+        if let Some(launcher) = crate::ui::slurm_jobs::launcher_line(&spec.launcher) {
+            lines.push(kv("launcher", launcher));
+        }
         if let Some(g) = &r.git {
             lines.push(kv("git", g.clone()));
         }

@@ -102,6 +102,12 @@ fn row<'a>(app: &App, run: &'a RunData) -> Row<'a> {
     if !run.errors.is_empty() {
         name.push_span(Span::styled(" ⚠", app.theme.error));
     }
+    if let Some(seen) = &run.slurm {
+        name.push_span(Span::styled(
+            format!(" {}", escape_controls(&seen.short())),
+            app.theme.dim,
+        ));
+    }
     let status = run.status.as_ref();
     let progress = match status {
         Some(s) if s.epochs > 0 => {
