@@ -86,7 +86,9 @@ fn build_fixtures() -> PathBuf {
         );
         std::fs::copy(&built, out.join(format!("{variant}.so"))).expect("copy fixture");
     };
-    let base = ["build", "--release", "-q", "-p", "fixture-plugin"];
+    let manifest = root.join("plugin-api/tests/fixture-plugin/Cargo.toml");
+    let manifest = manifest.to_str().expect("UTF-8 workspace path");
+    let base = ["build", "--release", "-q", "--manifest-path", manifest];
     run(&base, "ok");
     for feature in FEATURE_VARIANTS {
         let mut args = base.to_vec();
@@ -99,8 +101,8 @@ fn build_fixtures() -> PathBuf {
             "rustc",
             "--release",
             "-q",
-            "-p",
-            "fixture-plugin",
+            "--manifest-path",
+            manifest,
             "--lib",
             "--",
             "-C",

@@ -23,33 +23,68 @@ use crate::ui::{self, WatchOptions};
 
 /// gantry: a terminal cockpit for training medical-imaging models.
 #[derive(Debug, Parser)]
-#[command(name = "gantry", version, about)]
+#[command(
+    name = "gantry",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Plain `gantry` opens the dashboard and takes `gantry watch`'s flags.
+    #[command(flatten)]
+    pub watch: WatchArgs,
     /// Set by a launcher on the runner it starts in the background: take a new session,
     /// ignore SIGHUP.
     #[arg(long, global = true, hide = true)]
     pub detached: bool,
 }
 
+/// The dashboard's flags, taken by `gantry watch` and by plain `gantry`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct WatchArgs {
+    /// A run root to watch (repeatable; default ./runs).
+    #[arg(long)]
+    pub runs: Vec<PathBuf>,
+    /// Poll the filesystem every SECONDS instead of inotify (NFS, sshfs).
+    #[arg(long, value_name = "SECONDS")]
+    pub poll: Option<f64>,
+    /// Extra plugin folders for the Plugins view and the runs it launches.
+    #[arg(long = "plugins")]
+    pub plugins: Vec<PathBuf>,
+    /// Describe and run plugins even when other users can write them.
+    #[arg(long)]
+    pub allow_insecure_plugins: bool,
+}
+
+impl WatchArgs {
+    fn into_options(self) -> Result<WatchOptions> {
+        let poll = match self.poll {
+            Some(s) if !(s.is_finite() && s > 0.0) => {
+                anyhow::bail!("--poll {s}: the interval must be a positive number of seconds")
+            }
+            p => p.map(Duration::from_secs_f64),
+        };
+        Ok(WatchOptions {
+            roots: if self.runs.is_empty() {
+                vec![PathBuf::from("runs")]
+            } else {
+                self.runs
+            },
+            poll,
+            select: None,
+            plugin_dirs: self.plugins,
+            allow_insecure_plugins: self.allow_insecure_plugins,
+        })
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// The live dashboard over one or more run roots (also what plain `gantry` opens).
-    Watch {
-        /// A run root to watch (repeatable; default ./runs).
-        #[arg(long)]
-        runs: Vec<PathBuf>,
-        /// Poll the filesystem every SECONDS instead of inotify (NFS, sshfs).
-        #[arg(long, value_name = "SECONDS")]
-        poll: Option<f64>,
-        /// Extra plugin folders for the Plugins view and the runs it launches.
-        #[arg(long = "plugins")]
-        plugins: Vec<PathBuf>,
-        /// Describe and run plugins even when other users can write them.
-        #[arg(long)]
-        allow_insecure_plugins: bool,
-    },
+    /// The live dashboard over one or more run roots (also what plain `gantry` opens, with
+    /// the same flags: `gantry --runs DIR` is `gantry watch --runs DIR`).
+    Watch(WatchArgs),
     /// Train one model: load its plugin, train, write one run folder. With `launcher:
     /// Slurm(..)` in the config: write the run folder's slurm.sbatch, submit it and return.
     Train {
@@ -231,29 +266,11 @@ pub fn run() -> Result<ExitCode> {
     }
     match cli.command {
         None => {
-            ui::run(WatchOptions {
-                roots: vec![PathBuf::from("runs")],
-                ..Default::default()
-            })?;
+            ui::run(cli.watch.into_options()?)?;
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Watch {
-            runs,
-            poll,
-            plugins,
-            allow_insecure_plugins,
-        }) => {
-            ui::run(WatchOptions {
-                roots: if runs.is_empty() {
-                    vec![PathBuf::from("runs")]
-                } else {
-                    runs
-                },
-                poll: poll.map(Duration::from_secs_f64),
-                select: None,
-                plugin_dirs: plugins,
-                allow_insecure_plugins,
-            })?;
+        Some(Command::Watch(args)) => {
+            ui::run(args.into_options()?)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Train {
@@ -509,4 +526,55 @@ pub(crate) fn stop_on_signals() -> Result<Arc<AtomicBool>> {
             .context("installing signal handlers")?;
     }
     Ok(stop)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    /// Plain `gantry` takes every flag `gantry watch` takes, as `tensorboard --logdir`
+    /// users type it.
+    #[test]
+    fn plain_gantry_takes_the_dashboard_flags() {
+        let args = [
+            "gantry",
+            "--runs",
+            "a",
+            "--runs",
+            "b",
+            "--poll",
+            "2",
+            "--plugins",
+            "p",
+            "--allow-insecure-plugins",
+        ];
+        let plain = Cli::try_parse_from(args).unwrap();
+        assert!(plain.command.is_none());
+        let mut watch = args.to_vec();
+        watch.insert(1, "watch");
+        let Some(Command::Watch(sub)) = Cli::try_parse_from(watch).unwrap().command else {
+            panic!("not the watch subcommand");
+        };
+        for w in [plain.watch, sub] {
+            let opts = w.into_options().unwrap();
+            assert_eq!(opts.roots, [PathBuf::from("a"), PathBuf::from("b")]);
+            assert_eq!(opts.poll, Some(Duration::from_secs(2)));
+            assert_eq!(opts.plugin_dirs, [PathBuf::from("p")]);
+            assert!(opts.allow_insecure_plugins);
+        }
+        // Subcommands keep their own flags: `--runs` before one is refused, not mixed.
+        assert!(Cli::try_parse_from(["gantry", "--runs", "a", "runs", "ls"]).is_err());
+        let bad = WatchArgs {
+            poll: Some(0.0),
+            ..Default::default()
+        };
+        assert!(
+            bad.into_options()
+                .unwrap_err()
+                .to_string()
+                .contains("--poll")
+        );
+    }
 }

@@ -144,7 +144,7 @@ fn render_footer(frame: &mut Frame, area: Rect, app: &App, store: &RunStore) {
         );
         return;
     }
-    if let Some(e) = store.root_errors.first() {
+    if let Some(e) = store.root_errors.first().or(store.watch_note.as_ref()) {
         frame.render_widget(
             Line::styled(format!("⚠ {}", escape_controls(e)), app.theme.error),
             area,

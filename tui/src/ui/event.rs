@@ -3,25 +3,14 @@
 //! blocks on it and draws only after handling an event that changed something: idle means
 //! no redraw and no bytes to the terminal.
 
-use std::path::PathBuf;
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result};
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
-
 use super::plugin_catalog::PluginCatalog;
-use super::store::RunStore;
 use crate::gpu::GpuStats;
 use crate::gpu::nvml::NvmlGpus;
 
-/// File events arriving within this window are handled as one refresh: a training step
-/// touches scalars.csv and status.ron together.
-const COALESCE: Duration = Duration::from_millis(15);
-/// How often runs that should be alive are re-checked (stalled, crashed) when no file
-/// event arrives; matches the runner's heartbeat.
-const LIVENESS_TICK: Duration = Duration::from_secs(2);
 /// How long the input thread waits for a key before looking whether it should pause; the
 /// most a pause (to hand the terminal to `$EDITOR`) waits for it.
 const INPUT_POLL: Duration = Duration::from_millis(100);
@@ -43,11 +32,6 @@ pub enum Event {
     Gpus(GpuStats),
     /// Reading the terminal failed (closed): quit.
     InputClosed(String),
-}
-
-/// Keeps the file watcher alive; dropping it stops watching.
-pub struct WatchGuard {
-    _watcher: Option<Box<dyn Watcher + Send>>,
 }
 
 /// Lets the UI thread take the terminal's input away from the input thread, for a child
@@ -173,107 +157,11 @@ pub fn spawn_gpu_sampler(tx: Sender<Event>) {
     }
 }
 
-/// Watches the roots, refreshes the store off the UI thread, and sends `StoreChanged` when
-/// something visible changed. With inotify (the default) only the run folders named by
-/// file events are re-read. With `poll` (NFS, sshfs: no inotify) every run is re-read at
-/// that interval; that is cheap because files are tailed from their last offsets. (notify's
-/// own PollWatcher compares whole-second mtimes and misses a line appended within the
-/// second of the previous change, so it is not used.)
-pub fn spawn_watcher(
-    roots: &[PathBuf],
-    poll: Option<Duration>,
-    store: Arc<RwLock<RunStore>>,
-    tx: Sender<Event>,
-) -> Result<WatchGuard> {
-    if let Some(interval) = poll {
-        std::thread::Builder::new()
-            .name("store-poll".into())
-            .spawn(move || poll_loop(interval, &store, &tx))
-            .expect("spawn store thread");
-        return Ok(WatchGuard { _watcher: None });
-    }
-    let (paths_tx, paths_rx) = mpsc::channel::<Vec<PathBuf>>();
-    let handler = move |res: notify::Result<notify::Event>| {
-        if let Ok(ev) = res {
-            let _ = paths_tx.send(ev.paths);
-        }
-    };
-    let mut watcher = RecommendedWatcher::new(handler, notify::Config::default())
-        .context("starting the file watcher")?;
-    for root in roots {
-        watcher
-            .watch(root, RecursiveMode::Recursive)
-            .with_context(|| format!("watching {}", root.display()))?;
-    }
-    std::thread::Builder::new()
-        .name("store".into())
-        .spawn(move || {
-            loop {
-                let mut paths = match paths_rx.recv_timeout(LIVENESS_TICK) {
-                    Ok(p) => p,
-                    Err(RecvTimeoutError::Timeout) => {
-                        if !tick_if_live(&store, &tx) {
-                            return;
-                        }
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => return,
-                };
-                let deadline = Instant::now() + COALESCE;
-                while let Ok(more) =
-                    paths_rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                {
-                    paths.extend(more);
-                }
-                paths.sort();
-                paths.dedup();
-                let changed = match store.write() {
-                    Ok(mut s) => s.refresh_paths(&paths),
-                    Err(_) => return,
-                };
-                if changed && tx.send(Event::StoreChanged).is_err() {
-                    return;
-                }
-            }
-        })
-        .expect("spawn store thread");
-    Ok(WatchGuard {
-        _watcher: Some(Box::new(watcher)),
-    })
-}
-
-/// Re-reads every run each `interval`; returns when the UI is gone.
-fn poll_loop(interval: Duration, store: &RwLock<RunStore>, tx: &Sender<Event>) {
-    loop {
-        std::thread::sleep(interval);
-        let changed = match store.write() {
-            Ok(mut s) => s.rescan(),
-            Err(_) => return,
-        };
-        let sent = if changed {
-            tx.send(Event::StoreChanged).is_ok()
-        } else {
-            tick_if_live(store, tx)
-        };
-        if !sent {
-            return;
-        }
-    }
-}
-
-/// Sends a tick when some run is live (its liveness can change with time alone); false
-/// when the UI is gone.
-fn tick_if_live(store: &RwLock<RunStore>, tx: &Sender<Event>) -> bool {
-    let live = store.read().map(|s| s.has_live_runs()).unwrap_or(false);
-    !live || tx.send(Event::Tick).is_ok()
-}
-
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
+    use std::sync::mpsc;
 
     use super::*;
-    use crate::fixtures;
 
     /// A pause returns only once the reader is parked, and resume lets it go on.
     #[test]
@@ -317,46 +205,6 @@ mod tests {
                 )
             }
             other => panic!("{other:?}"),
-        }
-    }
-
-    /// `--poll` for filesystems without inotify: an appended line still arrives.
-    #[test]
-    fn polling_watcher_reports_appended_scalars() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_path_buf();
-        fixtures::write_standard_root(&root).unwrap();
-        let store = Arc::new(RwLock::new(RunStore::new(vec![root.clone()])));
-        store.write().unwrap().rescan();
-        let (tx, rx) = mpsc::channel();
-        let _guard = spawn_watcher(
-            std::slice::from_ref(&root),
-            Some(Duration::from_millis(100)),
-            Arc::clone(&store),
-            tx,
-        )
-        .unwrap();
-        std::thread::sleep(Duration::from_millis(250));
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(root.join("ae-finished/scalars.csv"))
-            .unwrap();
-        f.write_all(b"1800000000.000,99,7,val/loss,0.125\n")
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(Event::StoreChanged) => {
-                    let s = store.read().unwrap();
-                    let run = &s.runs[&root.join("ae-finished")];
-                    if run.series["val/loss"].last() == Some(0.125) {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => panic!("no change reported within 5 s"),
-            }
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod slurm_jobs;
 pub mod store;
 pub mod theme;
 pub mod views;
+pub mod watch;
 pub mod widgets;
 
 #[cfg(test)]
@@ -70,14 +71,18 @@ pub fn run(opts: WatchOptions) -> Result<()> {
     if !std::io::stdout().is_terminal() {
         bail!("the dashboard needs a terminal on stdout; for scripts use `gantry runs ls --json`");
     }
-    for root in &opts.roots {
-        std::fs::create_dir_all(root)
+    let mut opts = opts;
+    for root in &mut opts.roots {
+        std::fs::create_dir_all(&*root)
             .with_context(|| format!("creating run root {}", root.display()))?;
+        // The watcher reports absolute paths; the store's keys must match them.
+        *root = std::path::absolute(&*root)
+            .with_context(|| format!("resolving run root {}", root.display()))?;
     }
     let store = Arc::new(RwLock::new(RunStore::new(opts.roots.clone())));
     store.write().expect("store lock").rescan();
     let (tx, rx) = mpsc::channel();
-    let _watch = event::spawn_watcher(&opts.roots, opts.poll, Arc::clone(&store), tx.clone())?;
+    let _watch = watch::spawn_watcher(&opts.roots, opts.poll, Arc::clone(&store), tx.clone())?;
     let _plugin_watch = spawn_plugin_describer(&opts, tx.clone())?;
     event::spawn_gpu_sampler(tx.clone());
     slurm_jobs::spawn_poller(Arc::clone(&store), tx.clone());

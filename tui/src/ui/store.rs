@@ -325,13 +325,20 @@ impl RunData {
     }
 }
 
-/// All runs under the watched roots, keyed by folder path.
+/// All runs under the watched roots, keyed by folder path (a foreign run by its logdir or
+/// CSV file).
 #[derive(Debug, Default)]
 pub struct RunStore {
     pub roots: Vec<PathBuf>,
     pub runs: BTreeMap<PathBuf, RunData>,
     /// Problems with the roots themselves (unreadable folder).
     pub root_errors: Vec<String>,
+    /// What the watcher wants said once in the status bar (watch limit reached, runs
+    /// polled instead).
+    pub watch_note: Option<String>,
+    /// Run refreshes done so far: the tests use it to see that nothing re-reads runs while
+    /// nothing changes on disk.
+    pub refreshes: u64,
 }
 
 impl RunStore {
@@ -345,7 +352,48 @@ impl RunStore {
     /// Finds added and removed run folders and refreshes every run. Returns whether
     /// anything changed.
     pub fn rescan(&mut self) -> bool {
-        let mut found = Vec::new();
+        let (changed, _) = self.discover();
+        self.refresh_all() || changed
+    }
+
+    /// Finds added and removed run folders and reads only the added ones: what a folder
+    /// created or deleted under a root needs, whatever the number of runs already known.
+    pub fn rescan_new(&mut self) -> bool {
+        let (changed, added) = self.discover();
+        self.refresh_dirs(&added) || changed
+    }
+
+    /// Re-reads every run, in parallel (the first look at a root of thousands of runs).
+    pub fn refresh_all(&mut self) -> bool {
+        use rayon::prelude::*;
+        self.refreshes += self.runs.len() as u64;
+        self.runs
+            .par_iter_mut()
+            .map(|(_, run)| run.refresh())
+            .reduce(|| false, |a, b| a | b)
+    }
+
+    /// Re-reads the runs keyed by `dirs` (those not in the store are skipped).
+    pub fn refresh_dirs(&mut self, dirs: &[PathBuf]) -> bool {
+        use rayon::prelude::*;
+        let mut runs: Vec<&mut RunData> = Vec::with_capacity(dirs.len());
+        // One pass over the map; `dirs` is small next to it or sorted.
+        let wanted: std::collections::HashSet<&PathBuf> = dirs.iter().collect();
+        for (dir, run) in self.runs.iter_mut() {
+            if wanted.contains(dir) {
+                runs.push(run);
+            }
+        }
+        self.refreshes += runs.len() as u64;
+        runs.into_par_iter()
+            .map(|run| run.refresh())
+            .reduce(|| false, |a, b| a | b)
+    }
+
+    /// Lists the roots: adds the runs that appeared (unread) and drops those that went.
+    /// Returns whether the set changed, and the keys added.
+    fn discover(&mut self) -> (bool, Vec<PathBuf>) {
+        let mut found = std::collections::HashSet::new();
         let mut foreign_found = Vec::new();
         let mut root_errors = Vec::new();
         for root in &self.roots {
@@ -371,41 +419,38 @@ impl RunStore {
                 .any(|x| &x.path == dir && x.kind == f.kind),
         });
         changed |= self.runs.len() != before;
+        let mut added = Vec::new();
         for found in foreign_found {
-            let run = self
-                .runs
-                .entry(found.path.clone())
-                .or_insert_with(|| RunData::foreign(ForeignRun::new(&found)));
-            changed |= run.refresh();
+            if !self.runs.contains_key(&found.path) {
+                added.push(found.path.clone());
+                let run = RunData::foreign(ForeignRun::new(&found));
+                self.runs.insert(found.path, run);
+            }
         }
         for dir in found {
-            let run = self
-                .runs
-                .entry(dir.clone())
-                .or_insert_with(|| RunData::new(RunFolder::new(dir)));
-            changed |= run.refresh();
+            if !self.runs.contains_key(&dir) {
+                added.push(dir.clone());
+                self.runs
+                    .insert(dir.clone(), RunData::new(RunFolder::new(dir)));
+            }
         }
-        changed
+        changed |= !added.is_empty();
+        (changed, added)
     }
 
     /// Refreshes the runs containing `paths` (from the watcher); a path directly under a
-    /// root (a run folder created or deleted) triggers a rescan.
+    /// root (a run folder created or deleted) lists the roots again. Each path costs a few
+    /// map look-ups, whatever the number of runs.
     pub fn refresh_paths(&mut self, paths: &[PathBuf]) -> bool {
         let mut dirs: Vec<PathBuf> = Vec::new();
         let mut rescan = false;
         for path in paths {
             if let Some(dir) = self.foreign_run_of(path) {
-                if !dirs.contains(&dir) {
-                    dirs.push(dir);
-                }
+                dirs.push(dir);
                 continue;
             }
             match self.run_dir_of(path) {
-                Some(dir) if self.runs.contains_key(&dir) => {
-                    if !dirs.contains(&dir) {
-                        dirs.push(dir);
-                    }
-                }
+                Some(dir) if self.runs.contains_key(&dir) => dirs.push(dir),
                 // Hidden folders (`.cache`, `.data`) hold no runs of either kind.
                 Some(dir)
                     if dir
@@ -414,19 +459,13 @@ impl RunStore {
                 _ => rescan = true,
             }
         }
-        if rescan {
-            return self.rescan();
-        }
+        dirs.sort();
+        dirs.dedup();
         let mut changed = false;
-        for dir in dirs {
-            if !dir.exists() {
-                return self.rescan();
-            }
-            if let Some(run) = self.runs.get_mut(&dir) {
-                changed |= run.refresh();
-            }
+        if rescan || dirs.iter().any(|d| !d.exists()) {
+            changed |= self.rescan_new();
         }
-        changed
+        changed | self.refresh_dirs(&dirs)
     }
 
     /// Whether any run is recorded as queued or running (its liveness can change with
@@ -440,18 +479,18 @@ impl RunStore {
     }
 
     /// The foreign run whose files include `path`: a CSV history itself before a logdir
-    /// holding it.
+    /// holding it. Looks up `path` and its ancestors below a root, not every run.
     fn foreign_run_of(&self, path: &Path) -> Option<PathBuf> {
-        let owners = || {
-            self.runs
-                .iter()
-                .filter(|(_, r)| r.foreign.as_ref().is_some_and(|f| f.owns(path)))
-                .map(|(dir, _)| dir)
-        };
-        owners()
-            .find(|dir| dir.as_path() == path)
-            .or_else(|| owners().next())
-            .cloned()
+        let root = self.roots.iter().find(|r| path.starts_with(r))?;
+        path.ancestors()
+            .take_while(|a| a.starts_with(root) && *a != root.as_path())
+            .find(|a| {
+                self.runs
+                    .get(*a)
+                    .and_then(|r| r.foreign.as_ref())
+                    .is_some_and(|f| f.owns(path))
+            })
+            .map(Path::to_path_buf)
     }
 
     /// The run folder (a direct child of a root) that contains `path`.
