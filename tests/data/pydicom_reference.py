@@ -1,9 +1,11 @@
 """Writes pydicom_reference.json: what pydicom (the reference DICOM reader) decodes from
 its own test files, for tui/src/data/dicom.rs to check itself against.
 
-Run with a Python that has pydicom, numpy, pillow, pylibjpeg and pylibjpeg-libjpeg:
+Run with a Python that has pydicom, numpy, pillow, pylibjpeg, pylibjpeg-libjpeg and
+pylibjpeg-openjpeg (pydicom's JPEG 2000 decoder, OpenJPEG):
 
-    python3 -m venv /tmp/ref && /tmp/ref/bin/pip install pydicom numpy pillow pylibjpeg pylibjpeg-libjpeg
+    python3 -m venv /tmp/ref && /tmp/ref/bin/pip install 'pydicom==3.0.*' numpy pillow \
+        pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg
     /tmp/ref/bin/python tests/data/pydicom_reference.py
 
 For each file: the first frame's size, and for gray images the modality (rescaled) values,
@@ -56,6 +58,16 @@ FILES = [
     "examples_rgb_color.dcm",
     "examples_ybr_color.dcm",
     "examples_palette.dcm",
+    # JPEG 2000: every file in it that pydicom's wheel ships and pydicom decodes. pydicom
+    # fetches the others (693_J2KR, MR2_J2K*, RG1_J2K*, RG3_J2K*, US1_J2K*, emri_small_jpeg_
+    # 2k_lossless*, HTJ2K*_08_RGB) from the internet on demand: not part of this check.
+    "MR_small_jp2klossless.dcm",
+    "J2K_pixelrep_mismatch.dcm",
+    "693_J2KI.dcm",
+    "JPEG2000.dcm",
+    "GDCMJ2K_TextGBR.dcm",
+    "examples_jpeg2k.dcm",
+    "SC_rgb_gdcm_KY.dcm",
 ]
 
 # Left out, each for a reason the Rust tests check or the report states:
@@ -66,9 +78,22 @@ FILES = [
 # - SC_rgb_jpeg.dcm: implicit VR data in an explicit VR file, which dicom-rs cannot parse.
 # - SC_jpeg_no_color_transform.dcm: an RGB JPEG without an Adobe APP14 marker, which
 #   jpeg-decoder takes for YCbCr and converts (pydicom does not).
-# - JPEG 2000, JPEG-LS: no pure-Rust codec in this build; refused with an error.
+# - JPEG2000-embedded-sequence-delimiter.dcm: a copy of JPEG2000.dcm with four codestream
+#   bytes overwritten by a Sequence Delimiter (pydicom's README), which neither pydicom
+#   (OpenJPEG: "failed to read the header") nor gantry ("jpeg2k decoder failure") decodes.
+# - JPEG-LS (MR_small_jpeg_ls_lossless.dcm, JPEGLSNearLossless_08/16.dcm,
+#   SC_rgb_jls_lossy_line/sample.dcm): dicom-rs decodes JPEG-LS only with CharLS, a C++
+#   library; refused with an error naming JPEG-LS.
+# pydicom's wheel has no HTJ2K file; dicom.rs checks HTJ2K on small codestreams of its own.
 
-LOSSY = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"}
+# JPEG baseline and extended, JPEG 2000 and HTJ2K lossy: two decoders may differ a little
+# (openjp2 and OpenJPEG agreed on every sample of the lossy JPEG 2000 files above).
+LOSSY = {
+    "1.2.840.10008.1.2.4.50",
+    "1.2.840.10008.1.2.4.51",
+    "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.4.203",
+}
 
 
 def first_frame(ds):

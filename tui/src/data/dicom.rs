@@ -9,9 +9,11 @@
 //!
 //! Decoding covers what a pure-Rust build of dicom-pixeldata can do, so CI needs no C
 //! codec libraries: uncompressed (implicit/explicit VR, little/big endian, deflated,
-//! encapsulated uncompressed), RLE lossless, and JPEG baseline, 8-bit extended and
-//! lossless (jpeg-decoder). 12-bit lossy JPEG, JPEG-LS, JPEG 2000 and JPEG XL are refused
-//! with an error naming the transfer syntax.
+//! encapsulated uncompressed), RLE lossless, JPEG baseline, 8-bit extended and lossless
+//! (jpeg-decoder), and JPEG 2000 and High-Throughput JPEG 2000, lossless and lossy (jpeg2k
+//! on openjp2, the Rust port of OpenJPEG). 12-bit lossy JPEG, JPEG-LS (whose only dicom-rs
+//! decoder is CharLS, a C++ library) and JPEG XL are refused with an error naming the
+//! transfer syntax.
 
 use std::borrow::Cow;
 use std::error::Error;
@@ -42,8 +44,24 @@ const MAX_PIXELS: u64 = 1 << 28;
 const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
 
 /// The transfer syntaxes this build decodes, for the error that refuses the others.
-const SUPPORTED: &str =
-    "uncompressed, deflated, RLE lossless, JPEG baseline, 8-bit extended and lossless";
+const SUPPORTED: &str = "uncompressed, deflated, RLE lossless, JPEG baseline, 8-bit extended \
+     and lossless, JPEG 2000 and HTJ2K";
+
+/// JPEG 2000's transfer syntaxes, all decoded by openjp2: Part 1 lossless and lossy, Part 2
+/// multi-component, and High-Throughput JPEG 2000 (lossless, lossless RPCL, lossy).
+const JPEG_2000: [&str; 7] = [
+    uids::JPEG2000_LOSSLESS,
+    uids::JPEG2000,
+    uids::JPEG2000MC_LOSSLESS,
+    uids::JPEG2000MC,
+    uids::HTJ2K_LOSSLESS,
+    uids::HTJ2K_LOSSLESS_RPCL,
+    uids::HTJ2K,
+];
+
+/// JPEG-LS lossless and near-lossless: dicom-rs decodes them only through CharLS, a C++
+/// library that this pure-Rust build leaves out.
+const JPEG_LS: [&str; 2] = [uids::JPEGLS_LOSSLESS, uids::JPEGLS_NEAR_LOSSLESS];
 
 /// Every DICOM file under `root` (recursively): files with the "DICM" magic at byte 128,
 /// whatever their extension (archives often have none), sorted by path. Hidden files and
@@ -197,13 +215,20 @@ fn transfer_syntax(
     let uid = obj.meta().transfer_syntax();
     match TransferSyntaxRegistry.get(uid) {
         Some(ts) if ts.can_decode_all() => Ok(ts),
-        Some(ts) => Err(decode_error(
-            path,
-            format!(
-                "unsupported transfer syntax {} ({uid}); supported: {SUPPORTED}",
-                ts.name()
-            ),
-        )),
+        Some(ts) => {
+            let why = if JPEG_LS.contains(&ts.uid()) {
+                ", which needs CharLS, a C++ library this build leaves out"
+            } else {
+                ""
+            };
+            Err(decode_error(
+                path,
+                format!(
+                    "unsupported transfer syntax {} ({uid}){why}; supported: {SUPPORTED}",
+                    ts.name()
+                ),
+            ))
+        }
         None => Err(decode_error(
             path,
             format!("unknown transfer syntax {uid}; supported: {SUPPORTED}"),
@@ -454,15 +479,19 @@ impl LinearWindow {
     }
 }
 
-/// Decodes an RGB or YBR frame to RGB8. The JPEG codecs already return RGB; RLE and
-/// uncompressed data keep the file's color space, converted here.
+/// Decodes an RGB or YBR frame to RGB8. jpeg-decoder already returns RGB; JPEG 2000
+/// returns RGB for YBR_ICT and YBR_RCT (the codestream's inverse component transform),
+/// but YBR_FULL as stored; RLE and uncompressed data keep the file's color space. What is
+/// still YBR is converted here, as pydicom does.
 fn color(
     obj: &DefaultDicomObject,
     ts: &TransferSyntax,
     path: &Path,
 ) -> Result<DynamicImage, DataError> {
     let pi = photometric(obj);
-    let jpeg = ts.uid().starts_with("1.2.840.10008.1.2.4.");
+    let j2k = JPEG_2000.contains(&ts.uid());
+    // The other encapsulated codecs of this build (jpeg-decoder) convert YCbCr to RGB.
+    let jpeg = ts.uid().starts_with("1.2.840.10008.1.2.4.") && !j2k;
     if pi == "YBR_FULL_422" && !ts.is_encapsulated_pixel_data() {
         return ybr_422_native(obj, path);
     }
@@ -480,6 +509,7 @@ fn color(
     match pi.as_str() {
         _ if jpeg => {}
         "RGB" => {}
+        "YBR_ICT" | "YBR_RCT" if j2k => {}
         "YBR_FULL" => rgb.chunks_exact_mut(3).for_each(ybr_to_rgb),
         other => {
             return Err(decode_error(
@@ -957,18 +987,48 @@ mod tests {
     #[test]
     fn an_undecodable_transfer_syntax_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j2k.dcm");
+        let path = dir.path().join("jls.dcm");
         let mut spec = Spec::ct(2, 2, vec![0; 4]);
-        spec.transfer_syntax = uids::JPEG2000;
+        for (uid, name) in [
+            (uids::JPEGLS_LOSSLESS, "JPEG-LS Lossless Image Compression"),
+            (
+                uids::JPEGLS_NEAR_LOSSLESS,
+                "JPEG-LS Lossy (Near-Lossless) Image Compression",
+            ),
+        ] {
+            spec.transfer_syntax = uid;
+            write_synthetic(&path, &spec);
+            let err = message(read(&path, Window::Auto));
+            assert!(err.contains("jls.dcm"), "{err}");
+            assert!(
+                err.contains(&format!("unsupported transfer syntax {name} ({uid})")),
+                "{err}"
+            );
+            assert!(err.contains("needs CharLS, a C++ library"), "{err}");
+            assert!(err.ends_with(SUPPORTED), "{err}");
+        }
+        spec.transfer_syntax = uids::JPEGXL_LOSSLESS;
         write_synthetic(&path, &spec);
         let err = message(read(&path, Window::Auto));
-        assert!(err.contains("j2k.dcm"), "{err}");
         assert!(
-            err.contains(
-                "unsupported transfer syntax JPEG 2000 Image Compression (1.2.840.10008.1.2.4.91)"
-            ),
+            err.contains("unsupported transfer syntax JPEG XL Lossless"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_corrupt_jpeg_2000_codestream_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j2k.dcm");
+        let mut spec = Spec::ct(2, 2, vec![0; 4]);
+        for uid in JPEG_2000 {
+            // Eight zero bytes where a codestream should be.
+            spec.transfer_syntax = uid;
+            write_synthetic(&path, &spec);
+            let err = message(read(&path, Window::Auto));
+            assert!(err.contains("j2k.dcm"), "{err}");
+            assert!(err.contains("jpeg2k decoder failure"), "{uid}: {err}");
+        }
     }
 
     #[test]
@@ -1001,6 +1061,201 @@ mod tests {
         assert_eq!(found, [root.join("a/b/IM000001"), root.join("c/slice.dcm")]);
         let missing = index(&root.join("nope")).unwrap_err().to_string();
         assert!(missing.contains("nope"), "{missing}");
+    }
+
+    // ---- JPEG 2000 ----------------------------------------------------------------------
+
+    /// A 12 x 10, 12-bit unsigned [`gray12_pattern`] as an HTJ2K codestream, reversible
+    /// (lossless), made with OpenJPH (`ojph_compress -reversible true -num_decomps 2
+    /// -prog_order LRCP`, openjph-tools 0.9).
+    const HTJ2K_GRAY12: &str = "\
+        ff4fff51002940000000000c0000000a00000000000000000000000c0000000a000000000000000000010b01\
+        01ff500008000200000007ff52000c00000001000204044001ff5c000a2070787878707078ff64001600014f\
+        70656e4a50482056657220302e392e302eff90000a0000000000bd0001ff93c0016b00ff1fcb8d013bcc80f1\
+        25943af7003097fc840378b900c000b4a000574000ad87ae7c1a120eec5018fd0305b86100fcb800736405dc\
+        e41eb5f8004281bc56001ff60a4ffb9ef8003201bc5600c0017430005bd0002d602c60ff7ee73ffeebdf3f65\
+        c801907f02f03f0010d0c02c963f4b30c09651827c00ff7ee37ffc37ff783ffc2f8c15cbfb8076d027c2e03d\
+        8f9c1738c0965a00ff7bff7fff3ffef7ff7f8fe031bd0f987f3140965b00ffd9";
+
+    /// [`gray12_pattern`] as a lossy HTJ2K codestream (9/7 wavelet, `-qstep 0.0005`):
+    /// OpenJPEG (pydicom's decoder) gives it back within 2 of the pattern.
+    const HTJ2K_GRAY12_LOSSY: &str = "\
+        ff4fff51002940000000000c0000000a00000000000000000000000c0000000a000000000000000000010b01\
+        01ff500008000200000025ff52000c00000001000204044000ff5c00112277e6683568356878601a601a6fbf\
+        ff64001600014f70656e4a50482056657220302e392e302eff90000a0000000000e40001ff93c0016b0043d8\
+        4b55c28e298024d3a15bf8003097fc8500f8b900c002d2800574002b800e9232ac0ab7d8630bfe0205b86000\
+        f9b8001069d7122cf94841003201bf9600001489824e7416f0003181bf9600c005d4c005d64002e980243a00\
+        9ba000624201af03c83591432800d143281732184d220b69fe2c96cd11004922208e915b7d0060933d640eaf\
+        06703622e068ac07179a5365123426a7c6e0a532af84833622f716db3c14302bd18ce47a3c000f799f0724e4\
+        c81806ac069f529c35343940a3f5e4830c0201816db300100402bd0024235d00ffd9";
+
+    /// An 8 x 6 [`ybr_pattern`] (Y, Cb, Cr as stored, no component transform) as a
+    /// reversible HTJ2K codestream in RPCL order (`-reversible true -colour_trans false`).
+    const HTJ2K_YBR8: &str = "\
+        ff4fff51002f4000000000080000000600000000000000000000000800000006000000000000000000030701\
+        01070101070101ff500008000200000003ff52000c00020001000204044001ff5c000a2050585858505058ff\
+        64001600014f70656e4a50482056657220302e392e302eff90000a0000000000740001ff93c01500634d0df9\
+        0080b400c01500df8f61fe00219400c013809bb8890040b400c0096004604400c274000a3300c0098094fe00\
+        027400a00460063300c013c0152000fea123427500baaeebc00001beb600c0138066f6a323c27500a00a809c\
+        73fec1c9beb500ffd9";
+
+    fn unhex(hex: &str) -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// The image in [`HTJ2K_GRAY12`], row-major.
+    fn gray12_pattern() -> Vec<f64> {
+        (0..10)
+            .flat_map(|r| (0..12).map(move |c| f64::from((r * 397 + c * 151 + r * c * 13) % 4096)))
+            .collect()
+    }
+
+    /// The Y, Cb, Cr samples in [`HTJ2K_YBR8`], row-major.
+    fn ybr_pattern() -> Vec<[u8; 3]> {
+        (0..6_i32)
+            .flat_map(|r| {
+                (0..8_i32).map(move |c| {
+                    [16 + r * 30 + c * 5, 128 + (c - 4) * 12, 128 + (r - 3) * 15].map(|v| v as u8)
+                })
+            })
+            .collect()
+    }
+
+    /// Writes an unsigned image whose pixel data is one encapsulated frame.
+    fn write_encapsulated(
+        path: &Path,
+        transfer_syntax: &str,
+        photometric: &str,
+        (rows, cols, samples): (u16, u16, u16),
+        bits_stored: u16,
+        frame: Vec<u8>,
+    ) {
+        let bits_allocated: u16 = if bits_stored > 8 { 16 } else { 8 };
+        let mut obj = InMemDicomObject::from_element_iter([
+            element(
+                tags::SOP_CLASS_UID,
+                VR::UI,
+                uids::SECONDARY_CAPTURE_IMAGE_STORAGE,
+            ),
+            element(
+                tags::SOP_INSTANCE_UID,
+                VR::UI,
+                "1.2.826.0.1.3680043.2.1143.2",
+            ),
+            element(tags::SAMPLES_PER_PIXEL, VR::US, samples),
+            element(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, photometric),
+            element(tags::ROWS, VR::US, rows),
+            element(tags::COLUMNS, VR::US, cols),
+            element(tags::BITS_ALLOCATED, VR::US, bits_allocated),
+            element(tags::BITS_STORED, VR::US, bits_stored),
+            element(tags::HIGH_BIT, VR::US, bits_stored - 1),
+            element(tags::PIXEL_REPRESENTATION, VR::US, 0_u16),
+        ]);
+        if samples == 3 {
+            obj.put(element(tags::PLANAR_CONFIGURATION, VR::US, 0_u16));
+        }
+        let fragments = PixelFragmentSequence::new(Vec::<u32>::new(), vec![frame]);
+        obj.put(DataElement::new(tags::PIXEL_DATA, VR::OB, fragments));
+        let meta = FileMetaTableBuilder::new()
+            .transfer_syntax(transfer_syntax)
+            .media_storage_sop_class_uid(uids::SECONDARY_CAPTURE_IMAGE_STORAGE)
+            .media_storage_sop_instance_uid("1.2.826.0.1.3680043.2.1143.2");
+        obj.with_meta(meta)
+            .expect("valid meta")
+            .write_to_file(path)
+            .expect("write encapsulated DICOM");
+    }
+
+    /// The modality values of a gray file, as [`decoded_like_reference`] reads them.
+    fn gray_values(path: &Path) -> Vec<f64> {
+        let obj = open(path).unwrap();
+        check_decodable(&obj, path).unwrap();
+        gray(&obj, path).unwrap().values
+    }
+
+    #[test]
+    fn htj2k_decodes_lossless_exactly_and_lossy_closely() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ht.dcm");
+        let want = gray12_pattern();
+        // (openjp2 decodes any progression order, whatever the transfer syntax promises.)
+        for uid in [uids::HTJ2K_LOSSLESS, uids::HTJ2K_LOSSLESS_RPCL, uids::HTJ2K] {
+            write_encapsulated(
+                &path,
+                uid,
+                "MONOCHROME2",
+                (10, 12, 1),
+                12,
+                unhex(HTJ2K_GRAY12),
+            );
+            assert_eq!(gray_values(&path), want, "{uid}");
+        }
+        write_encapsulated(
+            &path,
+            uids::HTJ2K,
+            "MONOCHROME2",
+            (10, 12, 1),
+            12,
+            unhex(HTJ2K_GRAY12_LOSSY),
+        );
+        let got = gray_values(&path);
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(g, w)| (g - w).abs())
+            .fold(0.0, f64::max);
+        assert!(worst <= 2.0, "lossy HTJ2K off by {worst}");
+        // OpenJPEG (pydicom) decodes it to values that sum to 229759 (the pattern's 229770).
+        assert_eq!(got.iter().sum::<f64>(), 229759.0);
+        // A 16-bit image from its windowed read, as the pipeline sees it.
+        let image = read(&path, Window::Auto).unwrap();
+        assert_eq!((image.width(), image.height()), (12, 10));
+    }
+
+    #[test]
+    fn jpeg_2000_converts_ybr_full_and_keeps_what_the_codec_made_rgb() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ybr.dcm");
+        let rgb8 = |pi: &str| -> Vec<[u8; 3]> {
+            write_encapsulated(
+                &path,
+                uids::HTJ2K_LOSSLESS_RPCL,
+                pi,
+                (6, 8, 3),
+                8,
+                unhex(HTJ2K_YBR8),
+            );
+            match read(&path, Window::Auto).unwrap() {
+                DynamicImage::ImageRgb8(rgb) => rgb.pixels().map(|p| p.0).collect(),
+                other => panic!("{pi}: expected RGB8, got {:?}", other.color()),
+            }
+        };
+        // YBR_FULL comes out of the codec as stored and is converted as pydicom does.
+        let mut want = ybr_pattern();
+        want.iter_mut().for_each(|p| ybr_to_rgb(p));
+        assert_eq!(rgb8("YBR_FULL"), want);
+        // The codec itself inverts YBR_ICT and YBR_RCT (this codestream has no component
+        // transform, so its samples come out as stored): no second conversion.
+        for pi in ["RGB", "YBR_ICT", "YBR_RCT"] {
+            assert_eq!(rgb8(pi), ybr_pattern(), "{pi}");
+        }
+        // Subsampled chroma is not upsampled by dicom-rs' JPEG 2000 adapter: refused.
+        write_encapsulated(
+            &path,
+            uids::HTJ2K_LOSSLESS_RPCL,
+            "YBR_FULL_422",
+            (6, 8, 3),
+            8,
+            unhex(HTJ2K_YBR8),
+        );
+        let err = message(read(&path, Window::Auto));
+        assert!(
+            err.contains("YBR_FULL_422 pixel data in High-Throughput"),
+            "{err}"
+        );
     }
 
     // ---- pydicom's files ----------------------------------------------------------------
@@ -1103,13 +1358,6 @@ mod tests {
             err.ends_with("stripped.dcm: has no pixel data (element (7FE0,0010))"),
             "{err}"
         );
-        let j2k = real("JPEG2000.dcm").unwrap();
-        let err = message(read(&j2k, Window::Auto));
-        assert!(err.contains("JPEG2000.dcm"), "{err}");
-        assert!(
-            err.contains("unsupported transfer syntax JPEG 2000"),
-            "{err}"
-        );
         let readme = real("README.txt").unwrap();
         assert!(message(read(&readme, Window::Auto)).contains("not a DICOM file"));
         let jpeg12 = real("JPGExtended.dcm").unwrap();
@@ -1122,8 +1370,53 @@ mod tests {
             "{err}"
         );
         // JPEG-LS needs CharLS, a C++ library this build leaves out.
-        let jls = real("MR_small_jpeg_ls_lossless.dcm").unwrap();
-        assert!(message(read(&jls, Window::Auto)).contains("JPEG-LS"));
+        for (name, syntax) in [
+            ("MR_small_jpeg_ls_lossless.dcm", "JPEG-LS Lossless"),
+            ("JPEGLSNearLossless_08.dcm", "JPEG-LS Lossy (Near-Lossless)"),
+            ("JPEGLSNearLossless_16.dcm", "JPEG-LS Lossy (Near-Lossless)"),
+            ("SC_rgb_jls_lossy_line.dcm", "JPEG-LS Lossy (Near-Lossless)"),
+            (
+                "SC_rgb_jls_lossy_sample.dcm",
+                "JPEG-LS Lossy (Near-Lossless)",
+            ),
+        ] {
+            let jls = real(name).unwrap();
+            let err = message(read(&jls, Window::Auto));
+            assert!(err.contains(name), "{err}");
+            assert!(
+                err.contains(&format!("unsupported transfer syntax {syntax}")),
+                "{err}"
+            );
+            assert!(err.contains("needs CharLS, a C++ library"), "{err}");
+        }
+    }
+
+    #[test]
+    fn pydicoms_jpeg_2000_files_decode() {
+        // Lossless and lossy (.91), gray (signed, 13- to 16-bit) and color (RGB, YBR_RCT);
+        // decodes_pydicoms_files_as_pydicom_does checks their values.
+        for (name, rows, cols) in [
+            ("MR_small_jp2klossless.dcm", 64, 64),
+            ("J2K_pixelrep_mismatch.dcm", 512, 512),
+            ("693_J2KI.dcm", 512, 512),
+            ("JPEG2000.dcm", 1024, 256),
+            ("GDCMJ2K_TextGBR.dcm", 400, 400),
+            ("examples_jpeg2k.dcm", 480, 640),
+            ("SC_rgb_gdcm_KY.dcm", 100, 100),
+        ] {
+            let Some(path) = real(name) else {
+                return;
+            };
+            let image = read(&path, Window::Auto).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!((image.height(), image.width()), (rows, cols), "{name}");
+        }
+        // A copy of JPEG2000.dcm with four codestream bytes overwritten, which pydicom
+        // does not decode either: an error, not garbage or a panic.
+        let Some(broken) = real("JPEG2000-embedded-sequence-delimiter.dcm") else {
+            return;
+        };
+        let err = message(read(&broken, Window::Auto));
+        assert!(err.contains("jpeg2k decoder failure"), "{err}");
     }
 
     #[test]
@@ -1213,7 +1506,8 @@ mod tests {
         let min = all().fold(f64::INFINITY, f64::min);
         let max = all().fold(f64::NEG_INFINITY, f64::max);
         let count = all().count() as f64;
-        // Lossy JPEG: two decoders' IDCTs may differ by a little per sample.
+        // Lossy JPEG and JPEG 2000: two decoders' inverse transforms may differ by a little
+        // per sample (openjp2 and OpenJPEG agree exactly on pydicom's JPEG 2000 files).
         let (per_sample, mean) = if want.lossy { (3.0, 0.5) } else { (0.0, 0.0) };
         assert!(
             (sum - want.sum).abs() / count <= mean + 1e-9,

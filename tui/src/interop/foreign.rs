@@ -57,24 +57,68 @@ pub struct Found {
     pub kind: ForeignKind,
 }
 
-/// Every foreign run under `root`, in path order.
-pub fn discover(root: &Path) -> Vec<Found> {
-    let mut found = Vec::new();
+/// What a root holds, from one listing of it: gantry's run folders and the runs other
+/// programs wrote.
+#[derive(Debug, Default)]
+pub struct RootListing {
+    /// Folders holding a run.ron or status.ron (gantry's runs), unordered.
+    pub runs: Vec<PathBuf>,
+    /// Foreign runs, in path order.
+    pub foreign: Vec<Found>,
+}
+
+/// Lists `root` once. The entry types come with the listing (no stat per entry), so this
+/// stays quick at tens of thousands of runs. A missing root holds nothing.
+pub fn list_root(root: &Path) -> std::io::Result<RootListing> {
+    let entries = match std::fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RootListing::default()),
+        Err(e) => return Err(e),
+    };
+    let mut listing = RootListing::default();
+    let mut others = Vec::new();
+    let mut csvs = Vec::new();
+    for entry in entries.filter_map(|e| e.ok()) {
+        if is_hidden(&entry.file_name()) {
+            continue;
+        }
+        let path = entry.path();
+        let is_dir = match entry.file_type() {
+            Ok(t) if t.is_symlink() => path.is_dir(),
+            Ok(t) => t.is_dir(),
+            Err(_) => false,
+        };
+        if is_dir {
+            if is_gantry_run(&path) {
+                listing.runs.push(path);
+            } else {
+                others.push(path);
+            }
+        } else if path
+            .extension()
+            .is_some_and(|x| x.eq_ignore_ascii_case("csv"))
+        {
+            csvs.push(path);
+        }
+    }
+    others.sort();
+    others.truncate(LIST_LIMIT);
+    csvs.truncate(LIST_LIMIT);
     let mut add = |path: PathBuf, kind| {
         let id = path
             .strip_prefix(root)
             .unwrap_or(&path)
             .to_string_lossy()
             .into_owned();
-        found.push(Found { path, id, kind });
+        listing.foreign.push(Found { path, id, kind });
     };
-    for csv in histories(root) {
+    for csv in csvs
+        .into_iter()
+        .filter(|p| keras_csv::read_header(p).is_some())
+    {
         add(csv, ForeignKind::KerasCsv);
     }
-    for dir in subdirs(root) {
-        if is_gantry_run(&dir) {
-            continue;
-        }
+    for dir in others {
         for csv in histories(&dir) {
             add(csv, ForeignKind::KerasCsv);
         }
@@ -88,8 +132,13 @@ pub fn discover(root: &Path) -> Vec<Found> {
             }
         }
     }
-    found.sort();
-    found
+    listing.foreign.sort();
+    Ok(listing)
+}
+
+/// Every foreign run under `root`, in path order.
+pub fn discover(root: &Path) -> Vec<Found> {
+    list_root(root).map(|l| l.foreign).unwrap_or_default()
 }
 
 fn is_gantry_run(dir: &Path) -> bool {

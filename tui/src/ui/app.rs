@@ -191,6 +191,9 @@ impl Message {
 }
 
 pub struct App {
+    /// First row of the runs list on screen (kept so the list scrolls only when the
+    /// selection leaves it); set while drawing.
+    pub runs_offset: std::cell::Cell<usize>,
     pub theme: Theme,
     /// Unix time used for ages and liveness, set on every event (fixed in tests).
     pub now: f64,
@@ -246,6 +249,7 @@ impl App {
             view: View::Losses,
             focus: Focus::Runs,
             selected: None,
+            runs_offset: std::cell::Cell::new(0),
             marked: BTreeSet::new(),
             filter: Filter::default(),
             sort: SortKey::Age,
@@ -301,17 +305,10 @@ impl App {
 
     /// The runs list: filtered and sorted.
     pub fn visible<'s>(&self, store: &'s RunStore) -> Vec<&'s RunData> {
-        let mut runs: Vec<&RunData> = store
-            .runs
-            .values()
-            .filter(|r| {
-                self.filter
-                    .matches(&format!("{} {} {}", r.id(), r.plugin(), r.dataset()))
-            })
-            .collect();
+        let mut runs: Vec<&RunData> = store.runs.values().filter(|r| self.shows(r)).collect();
         match self.sort {
             SortKey::Age => runs.sort_by(|a, b| b.created().total_cmp(&a.created())),
-            SortKey::Name => runs.sort_by_key(|r| r.id()),
+            SortKey::Name => runs.sort_by_cached_key(|r| r.id()),
             SortKey::State => runs.sort_by_key(|r| {
                 (
                     state_rank(r.liveness(self.now, &self.host)),
@@ -336,13 +333,22 @@ impl App {
         runs
     }
 
-    /// The selected run, falling back to the first visible one.
+    /// Whether the filter lets `run` into the list.
+    fn shows(&self, run: &RunData) -> bool {
+        self.filter.text.is_empty()
+            || self
+                .filter
+                .matches(&format!("{} {} {}", run.id(), run.plugin(), run.dataset()))
+    }
+
+    /// The selected run, falling back to the first visible one. A look-up, not a sort of
+    /// every run, while the selection is in the list.
     pub fn current<'s>(&self, store: &'s RunStore) -> Option<&'s RunData> {
-        let visible = self.visible(store);
         self.selected
             .as_ref()
-            .and_then(|p| visible.iter().find(|r| &r.folder.dir == p).copied())
-            .or_else(|| visible.first().copied())
+            .and_then(|p| store.runs.get(p))
+            .filter(|r| self.shows(r))
+            .or_else(|| self.visible(store).first().copied())
     }
 
     /// Runs a comparison shows: the marked ones, else the current one.

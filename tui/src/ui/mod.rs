@@ -80,7 +80,9 @@ pub fn run(opts: WatchOptions) -> Result<()> {
             .with_context(|| format!("resolving run root {}", root.display()))?;
     }
     let store = Arc::new(RwLock::new(RunStore::new(opts.roots.clone())));
-    store.write().expect("store lock").rescan();
+    // Summaries only (what the runs list shows): the first frame comes at once whatever
+    // the run count; the store thread reads the rest, newest first.
+    store.write().expect("store lock").scan_summaries();
     let (tx, rx) = mpsc::channel();
     let _watch = watch::spawn_watcher(&opts.roots, opts.poll, Arc::clone(&store), tx.clone())?;
     let _plugin_watch = spawn_plugin_describer(&opts, tx.clone())?;

@@ -6,6 +6,7 @@
 //! found and followed by [`crate::interop::foreign`]; their values land in the same
 //! [`Series`], so every view shows them as it shows gantry's.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 
@@ -16,8 +17,11 @@ use crate::runfs::scalars::ScalarTail;
 use crate::runfs::spec::RunRecord;
 use crate::runfs::status::{Liveness, Status};
 use crate::runfs::tail::LineTail;
-use crate::runfs::{RUN_FILE, RunFolder, STATUS_FILE, SampleFile};
+use crate::runfs::{RunFolder, SampleFile};
 
+/// Runs whose run.ron the start-up scan reads before the first frame: more than any
+/// terminal shows rows.
+const FIRST_RECORDS: usize = 256;
 /// Log lines kept per run.
 const LOG_LINES: usize = 2000;
 
@@ -67,6 +71,7 @@ pub struct RunData {
     pub foreign: Option<ForeignRun>,
     scalar_tail: ScalarTail,
     log_tail: LineTail,
+    loaded: bool,
 }
 
 impl RunData {
@@ -86,6 +91,7 @@ impl RunData {
             foreign: None,
             scalar_tail: ScalarTail::new(),
             log_tail: LineTail::new(),
+            loaded: false,
         }
     }
 
@@ -221,14 +227,12 @@ impl RunData {
         changed
     }
 
-    /// Re-reads whatever changed. Returns whether anything the dashboard shows changed.
-    pub fn refresh(&mut self) -> bool {
-        if self.foreign.is_some() {
-            return self.refresh_foreign();
-        }
-        let mut errors = Vec::new();
+    /// Reads status.ron and (with `record`) run.ron only: what the runs list shows of a
+    /// run. The rest waits for [`RunData::refresh`] (the store's start-up backlog, or a
+    /// change).
+    fn refresh_summary(&mut self, errors: &mut Vec<String>, record: bool) -> bool {
         let mut changed = false;
-        if self.record.is_none() || !self.folder.run_file().exists() {
+        if record && (self.record.is_none() || !self.folder.run_file().exists()) {
             let record = match self.folder.read_record() {
                 Ok(r) => Some(r),
                 Err(e) => {
@@ -252,6 +256,22 @@ impl RunData {
                 }
             }
         }
+        changed
+    }
+
+    /// Whether every file of the run has been read once (not just its summary).
+    pub fn is_loaded(&self) -> bool {
+        self.loaded
+    }
+
+    /// Re-reads whatever changed. Returns whether anything the dashboard shows changed.
+    pub fn refresh(&mut self) -> bool {
+        self.loaded = true;
+        if self.foreign.is_some() {
+            return self.refresh_foreign();
+        }
+        let mut errors = Vec::new();
+        let mut changed = self.refresh_summary(&mut errors, true);
         match self.scalar_tail.read(&self.folder.scalars_file()) {
             Ok((rows, restarted)) => {
                 if restarted {
@@ -356,6 +376,52 @@ impl RunStore {
         self.refresh_all() || changed
     }
 
+    /// The first look at the roots, quick at any run count: every run's status.ron, the
+    /// run.ron of the newest [`FIRST_RECORDS`] (the rows on screen, sorted by age as the
+    /// list starts), and foreign runs in full. The rest of each run is read later, newest
+    /// first ([`RunStore::unloaded`]); a run whose record is not read yet sorts by its
+    /// status's start time.
+    pub fn scan_summaries(&mut self) -> bool {
+        use rayon::prelude::*;
+        let (changed, _) = self.discover();
+        let summarise = |run: &mut RunData, record: bool| {
+            if run.foreign.is_some() {
+                return run.refresh();
+            }
+            let mut errors = Vec::new();
+            let changed = run.refresh_summary(&mut errors, record);
+            run.errors = errors;
+            changed
+        };
+        let changed = self
+            .runs
+            .par_iter_mut()
+            .map(|(_, run)| summarise(run, false))
+            .reduce(|| false, |a, b| a | b)
+            || changed;
+        let newest: std::collections::HashSet<PathBuf> =
+            self.unloaded().into_iter().take(FIRST_RECORDS).collect();
+        self.runs
+            .par_iter_mut()
+            .filter(|(dir, _)| newest.contains(*dir))
+            .map(|(_, run)| summarise(run, true))
+            .reduce(|| false, |a, b| a | b)
+            || changed
+    }
+
+    /// The runs not read in full yet, newest first (the list's default order, so what is
+    /// on screen fills in first).
+    pub fn unloaded(&self) -> Vec<PathBuf> {
+        let mut runs: Vec<(&PathBuf, f64)> = self
+            .runs
+            .iter()
+            .filter(|(_, r)| !r.loaded)
+            .map(|(k, r)| (k, r.created()))
+            .collect();
+        runs.sort_by(|a, b| b.1.total_cmp(&a.1));
+        runs.into_iter().map(|(k, _)| k.clone()).collect()
+    }
+
     /// Finds added and removed run folders and reads only the added ones: what a folder
     /// created or deleted under a root needs, whatever the number of runs already known.
     pub fn rescan_new(&mut self) -> bool {
@@ -397,17 +463,13 @@ impl RunStore {
         let mut foreign_found = Vec::new();
         let mut root_errors = Vec::new();
         for root in &self.roots {
-            match std::fs::read_dir(root) {
-                Ok(entries) => found.extend(
-                    entries
-                        .filter_map(|e| e.ok())
-                        .map(|e| e.path())
-                        .filter(|p| is_run_dir(p)),
-                ),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            match foreign::list_root(root) {
+                Ok(listing) => {
+                    found.extend(listing.runs);
+                    foreign_found.extend(listing.foreign);
+                }
                 Err(e) => root_errors.push(format!("{}: {e}", root.display())),
             }
-            foreign_found.extend(foreign::discover(root));
         }
         let mut changed = root_errors != self.root_errors;
         self.root_errors = root_errors;
@@ -421,17 +483,15 @@ impl RunStore {
         changed |= self.runs.len() != before;
         let mut added = Vec::new();
         for found in foreign_found {
-            if !self.runs.contains_key(&found.path) {
+            if let Entry::Vacant(slot) = self.runs.entry(found.path.clone()) {
                 added.push(found.path.clone());
-                let run = RunData::foreign(ForeignRun::new(&found));
-                self.runs.insert(found.path, run);
+                slot.insert(RunData::foreign(ForeignRun::new(&found)));
             }
         }
         for dir in found {
-            if !self.runs.contains_key(&dir) {
+            if let Entry::Vacant(slot) = self.runs.entry(dir.clone()) {
                 added.push(dir.clone());
-                self.runs
-                    .insert(dir.clone(), RunData::new(RunFolder::new(dir)));
+                slot.insert(RunData::new(RunFolder::new(dir)));
             }
         }
         changed |= !added.is_empty();
@@ -501,15 +561,6 @@ impl RunStore {
             Some(root.join(first))
         })
     }
-}
-
-/// Run folders hold a run.ron or a status.ron; anything else (`.data`) is not a run.
-fn is_run_dir(path: &Path) -> bool {
-    path.is_dir()
-        && !path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        && (path.join(RUN_FILE).exists() || path.join(STATUS_FILE).exists())
 }
 
 /// Drops the values at steps `>= step` (a restart in a foreign run's event file).

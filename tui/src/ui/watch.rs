@@ -13,7 +13,7 @@
 //! which folders are not watched: those are re-read every [`POLL_UNWATCHED`], and the
 //! status bar says so once. Nothing stops updating.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
@@ -33,6 +33,9 @@ const COALESCE: Duration = Duration::from_millis(15);
 /// How often runs that should be alive are re-checked (stalled, crashed) when no file
 /// event arrives; matches the runner's heartbeat.
 pub const LIVENESS_TICK: Duration = Duration::from_secs(2);
+/// Runs of the start-up backlog read per turn of the store loop: small enough that the
+/// store's lock is never held long (a change waits at most one chunk).
+const BACKLOG_CHUNK: usize = 256;
 /// How often the folders that could not be watched are re-read.
 pub const POLL_UNWATCHED: Duration = Duration::from_secs(2);
 
@@ -157,10 +160,21 @@ struct StoreLoop {
 impl StoreLoop {
     fn run(&mut self, events: &mpsc::Receiver<FsChange>) {
         self.sync_watches();
+        // Runs the start-up scan read only the summary of, newest first: read in chunks
+        // between events, so the screen fills in while staying live.
+        let mut backlog: VecDeque<PathBuf> = self
+            .store
+            .read()
+            .map(|s| s.unloaded().into())
+            .unwrap_or_default();
         let mut next_poll = Instant::now() + self.watches.poll_interval();
         let mut next_tick = Instant::now() + LIVENESS_TICK;
         while !self.stop.load(Ordering::Relaxed) {
-            let wake = next_poll.min(next_tick);
+            let wake = if backlog.is_empty() {
+                next_poll.min(next_tick)
+            } else {
+                Instant::now()
+            };
             let first = match events.recv_timeout(wake.saturating_duration_since(Instant::now())) {
                 Ok(change) => Some(change),
                 Err(RecvTimeoutError::Timeout) => None,
@@ -173,6 +187,9 @@ impl StoreLoop {
             let mut changed = false;
             if let Some(first) = first {
                 changed |= self.handle(first, events);
+            }
+            if !backlog.is_empty() {
+                changed |= self.load_some(&mut backlog);
             }
             let now = Instant::now();
             if now >= next_poll {
@@ -192,6 +209,23 @@ impl StoreLoop {
                 return;
             }
         }
+    }
+
+    /// Reads the next [`BACKLOG_CHUNK`] runs of the start-up backlog in full.
+    fn load_some(&mut self, backlog: &mut VecDeque<PathBuf>) -> bool {
+        let Ok(mut store) = self.store.write() else {
+            return false;
+        };
+        let mut chunk = Vec::with_capacity(BACKLOG_CHUNK);
+        while chunk.len() < BACKLOG_CHUNK
+            && let Some(dir) = backlog.pop_front()
+        {
+            // A change may have read it already.
+            if store.runs.get(&dir).is_some_and(|r| !r.is_loaded()) {
+                chunk.push(dir);
+            }
+        }
+        store.refresh_dirs(&chunk)
     }
 
     /// One event and those that follow within [`COALESCE`], as one refresh.
@@ -351,9 +385,7 @@ impl Watches {
     /// Watches every root and every folder in them not yet watched, forgets those gone;
     /// returns what the status bar should say about it.
     fn sync(&mut self) -> Option<String> {
-        let Some(watcher) = self.watcher.as_mut() else {
-            return None;
-        };
+        let watcher = self.watcher.as_mut()?;
         let mut present = BTreeSet::new();
         for root in &self.roots {
             if !self.roots_watched.contains(root) && self.exhausted.is_none() && root.is_dir() {
@@ -651,6 +683,51 @@ mod tests {
             append_row(&root, &run.file_name().unwrap().to_string_lossy(), value);
             wait_for_value(&rx, &store, run, value, POLL_UNWATCHED * 3);
         }
+    }
+
+    /// Start-up at any run count: the first scan lists every run with its status (the
+    /// newest runs' records too, for the rows on screen) and reads nothing else; the
+    /// store thread then reads every run in full, newest first.
+    #[test]
+    fn start_up_lists_every_run_at_once_and_reads_the_rest_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let n = 300;
+        for i in 0..n {
+            let mut run = fixtures::FixtureRun::new(
+                &format!("run-{i:03}"),
+                crate::runfs::status::State::Finished,
+                1,
+            );
+            run.age = 100.0 + i as f64;
+            fixtures::write_run(&root, &run).unwrap();
+        }
+        let store = Arc::new(RwLock::new(RunStore::new(vec![root.clone()])));
+        store.write().unwrap().scan_summaries();
+        {
+            let s = store.read().unwrap();
+            assert_eq!(s.runs.len(), n);
+            assert!(s.runs.values().all(|r| r.status.is_some() && r.series.is_empty()));
+            let with_record = s.runs.values().filter(|r| r.record.is_some()).count();
+            assert_eq!(with_record, 256, "records read before the first frame");
+            // The newest ones: those the list shows first.
+            assert!(s.runs[&root.join("run-000")].record.is_some());
+            assert!(s.runs[&root.join(format!("run-{:03}", n - 1))].record.is_none());
+        }
+        let (tx, _rx) = mpsc::channel();
+        let _guard =
+            spawn_watcher(std::slice::from_ref(&root), None, Arc::clone(&store), tx).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !store.read().unwrap().unloaded().is_empty() {
+            assert!(Instant::now() < deadline, "the backlog was not read");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let s = store.read().unwrap();
+        assert!(
+            s.runs
+                .values()
+                .all(|r| r.record.is_some() && r.series.contains_key("val/loss"))
+        );
     }
 
     /// `--poll` for filesystems without inotify: an appended line still arrives.

@@ -62,10 +62,17 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, store: &RunStore) {
         );
         return;
     }
-    let rows: Vec<Row> = visible.iter().map(|run| row(app, run)).collect();
     let selected = visible
         .iter()
         .position(|r| Some(&r.folder.dir) == current.as_ref());
+    // Rows are made for what fits on screen only: at 10,000 runs, formatting them all
+    // was most of a frame's time.
+    let height = usize::from(area.height.saturating_sub(3)).max(1);
+    let offset = window_offset(app.runs_offset.get(), selected, height, visible.len());
+    app.runs_offset.set(offset);
+    let shown = &visible[offset..visible.len().min(offset + height)];
+    let rows: Vec<Row> = shown.iter().map(|run| row(app, run)).collect();
+    let selected = selected.map(|s| s - offset);
     let widths = [
         Constraint::Length(2),
         Constraint::Fill(3),
@@ -89,6 +96,19 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, store: &RunStore) {
         .row_highlight_style(highlight);
     let mut state = TableState::default().with_selected(selected);
     frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// The first row on screen: the previous one, moved just enough to show the selection.
+fn window_offset(previous: usize, selected: Option<usize>, height: usize, len: usize) -> usize {
+    let mut offset = previous.min(len.saturating_sub(height));
+    if let Some(s) = selected {
+        if s < offset {
+            offset = s;
+        } else if s >= offset + height {
+            offset = s + 1 - height;
+        }
+    }
+    offset
 }
 
 fn row<'a>(app: &App, run: &'a RunData) -> Row<'a> {
@@ -152,5 +172,23 @@ fn short_tag(tag: &str) -> &str {
         tag
     } else {
         tag.rsplit('/').next().unwrap_or(tag)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window_offset;
+
+    #[test]
+    fn the_list_scrolls_only_when_the_selection_leaves_it() {
+        // Moving down inside the window keeps it; past its end scrolls by one.
+        assert_eq!(window_offset(0, Some(5), 10, 100), 0);
+        assert_eq!(window_offset(0, Some(10), 10, 100), 1);
+        assert_eq!(window_offset(40, Some(45), 10, 100), 40);
+        // Up past its top scrolls to the selection.
+        assert_eq!(window_offset(40, Some(39), 10, 100), 39);
+        // A list that shrank pulls the window back; no selection keeps the top.
+        assert_eq!(window_offset(95, None, 10, 20), 10);
+        assert_eq!(window_offset(0, None, 10, 3), 0);
     }
 }
