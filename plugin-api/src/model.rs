@@ -26,6 +26,13 @@ pub struct Description {
     pub scores: Vec<String>,
     /// Input shapes the model accepts.
     pub input: InputConstraints,
+    /// The model's own name when one library serves several models (the Python bridge
+    /// reports the script's); `None` for a Rust plugin, whose header names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The model's own version, as `name`; `None` for a Rust plugin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// Input shapes a model accepts.

@@ -285,3 +285,47 @@ fn stop_and_resume_from_the_dashboard_in_tmux() {
     let (code, _, err) = gantry(&["stop", run.to_str().unwrap(), "--force", "--wait", "30"]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// The user's config file as a person meets it: plain `gantry` opens the roots it names
+/// and takes its key bindings; a broken file is refused before the terminal is touched,
+/// naming its line.
+#[test]
+fn user_config_file_in_tmux() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lab-runs");
+    std::fs::create_dir(&root).unwrap();
+    fixtures::write_standard_root(&root).unwrap();
+    let config = dir.path().join("config.ron");
+    std::fs::write(
+        &config,
+        format!(
+            "(\n    runs: [{:?}],\n    keys: {{\"quit\": \"Q\"}},\n    mouse: false,\n)\n",
+            root.display().to_string()
+        ),
+    )
+    .unwrap();
+    // From an empty folder: without the file there would be no runs here.
+    let command = format!(
+        "cd {} && GANTRY_CONFIG={} {}; echo EXIT=$?; sleep 30",
+        dir.path().display(),
+        config.display(),
+        gantry_bin().display()
+    );
+    let tmux = Tmux::start(&command, 100, 30);
+    let (screen, _) = tmux.wait_for("the config's run root", |s| s.contains("ae-running"));
+    assert!(screen.contains("runs 5/5"), "{screen}");
+    tmux.keys(&["q"]);
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        !tmux.screen().contains("EXIT="),
+        "q was rebound to Q but still quit"
+    );
+    tmux.keys(&["Q"]);
+    tmux.wait_for("quit with the rebound key", |s| s.contains("EXIT=0"));
+
+    std::fs::write(&config, "(\n    runs: [\"x\"],\n    mouse: perhaps,\n)\n").unwrap();
+    let (code, _, err) = gantry_e2e::gantry_with_env(&["watch"], &[("GANTRY_CONFIG", &config)]);
+    assert_ne!(code, 0);
+    let named = format!("{}:3:", config.display());
+    assert!(err.contains(&named), "error does not name the line: {err}");
+}

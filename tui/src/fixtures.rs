@@ -106,6 +106,7 @@ pub fn write_run(root: &Path, run: &FixtureRun) -> Result<RunFolder, RunFsError>
             },
             device: "auto".into(),
             launcher: Default::default(),
+            python: None,
         },
         plugin: PluginRecord {
             path: "/plugins/libconv_ae.so".into(),
@@ -170,6 +171,7 @@ pub fn write_run(root: &Path, run: &FixtureRun) -> Result<RunFolder, RunFsError>
         }
     }
     scalars.flush()?;
+    write_system(&folder, run, created, steps_done)?;
     std::fs::write(
         folder.log_file(),
         format!(
@@ -204,6 +206,58 @@ pub fn write_run(root: &Path, run: &FixtureRun) -> Result<RunFolder, RunFsError>
         slurm_job: None,
     })?;
     Ok(folder)
+}
+
+/// Seconds between two rows of a fixture's system.csv.
+pub const SYSTEM_EVERY: u64 = 2;
+
+/// system.csv as the runner samples it (one step per second here, so a sample every
+/// [`SYSTEM_EVERY`] steps): CPU, memory growing as the cache fills, data wait, and on a
+/// `cuda` device GPU 0's utilisation, memory and temperature.
+fn write_system(
+    folder: &RunFolder,
+    run: &FixtureRun,
+    created: f64,
+    steps_done: u64,
+) -> Result<(), RunFsError> {
+    let mut w = ScalarWriter::open(&folder.system_file())?;
+    let gpu = run.device.starts_with("cuda");
+    for step in (SYSTEM_EVERY..=steps_done).step_by(SYSTEM_EVERY as usize) {
+        let epoch = ((step - 1) / run.steps_per_epoch) as u32 + 1;
+        let t = step as f64;
+        let n = |k: u64| noise(step * 31 + k);
+        let mut values = vec![
+            ("sys/cpu_percent", (180.0 + 40.0 * n(1)).round()),
+            (
+                "sys/rss_mb",
+                (900.0 + 12.0 * t.min(30.0) + 5.0 * n(2)).round(),
+            ),
+            (
+                "sys/data_wait",
+                ((0.05 + 0.1 * n(3)) * 1000.0).round() / 1000.0,
+            ),
+        ];
+        if gpu {
+            values.extend([
+                ("gpu0/util", (85.0 + 10.0 * n(4)).round()),
+                ("gpu0/memory_mb", (6000.0 + 20.0 * t.min(20.0)).round()),
+                (
+                    "gpu0/temp_c",
+                    (45.0 + 25.0 * (1.0 - (-t / 20.0).exp())).round(),
+                ),
+            ]);
+        }
+        for (tag, value) in values {
+            w.push(&ScalarRow {
+                wall_time: created + t + 0.25,
+                step,
+                epoch,
+                tag: tag.into(),
+                value,
+            })?;
+        }
+    }
+    w.flush()
 }
 
 /// Scores that separate better with each epoch: normal around 0.01, anomalous higher.

@@ -7,6 +7,7 @@
 //! histories, read and written), [`ui`] (the dashboard).
 
 pub mod cli;
+pub mod config;
 pub mod control;
 pub mod data;
 pub mod fixtures;

@@ -652,6 +652,8 @@ impl Model for Classifier {
                 multiple_of: 8,
                 min_size: 8,
             },
+            name: None,
+            version: None,
         }
     }
 

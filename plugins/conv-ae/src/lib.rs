@@ -242,6 +242,8 @@ impl Model for ConvAe {
                 multiple_of: 8,
                 min_size: 8,
             },
+            name: None,
+            version: None,
         }
     }
 

@@ -991,6 +991,8 @@ impl Model for Gan {
                 multiple_of: 16,
                 min_size: 16,
             },
+            name: None,
+            version: None,
         }
     }
 

@@ -556,6 +556,8 @@ impl Model for Vae {
                 multiple_of: 8,
                 min_size: 8,
             },
+            name: None,
+            version: None,
         }
     }
 

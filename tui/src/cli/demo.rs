@@ -106,6 +106,8 @@ fn train_under_dashboard(
     for dir in plugin_dirs {
         cmd.arg("--plugins").arg(dir);
     }
+    // A bad config file is said before the run starts.
+    let (config, _) = crate::config::load()?;
     let mut child = cmd.spawn().context("starting the runner")?;
     let shown = ui::run(WatchOptions {
         roots: vec![runs.to_path_buf()],
@@ -113,6 +115,10 @@ fn train_under_dashboard(
         select: Some(name.to_string()),
         plugin_dirs: plugin_dirs.to_vec(),
         allow_insecure_plugins: false,
+        mouse: config.mouse,
+        keymap: ui::keymap::Keymap::from_config(&config.keys)
+            .map_err(|(action, why)| anyhow::anyhow!("keys.{action}: {why}"))?,
+        theme: config.theme.clone(),
     });
     if child.try_wait()?.is_none() {
         eprintln!("demo: stopping the run (SIGTERM; it checkpoints and ends as stopped)");

@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::config::UserConfig;
 use crate::data::synth::{self, SynthOptions, SynthTask};
 use crate::plugins;
 use crate::runfs::status::State;
@@ -27,7 +28,8 @@ use crate::ui::{self, WatchOptions};
     name = "gantry",
     version,
     about,
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:\n  gantry demo                           train on synthetic data and watch it\n  gantry --runs runs --runs /data/runs  the dashboard over two run roots\n  gantry train configs/ae.ron --detach  start a run in the background\n\nThe book: docs/ (mdbook build docs); `gantry man` prints the man page."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -56,35 +58,58 @@ pub struct WatchArgs {
     /// Describe and run plugins even when other users can write them.
     #[arg(long)]
     pub allow_insecure_plugins: bool,
+    /// Leave the mouse to the terminal (its own text selection): no wheel, no clicks.
+    #[arg(long)]
+    pub no_mouse: bool,
 }
 
 impl WatchArgs {
-    fn into_options(self) -> Result<WatchOptions> {
-        let poll = match self.poll {
+    /// The dashboard's options: these flags over the user's config file.
+    fn into_options(self, config: &UserConfig) -> Result<WatchOptions> {
+        let poll = match self.poll.or(config.poll) {
             Some(s) if !(s.is_finite() && s > 0.0) => {
                 anyhow::bail!("--poll {s}: the interval must be a positive number of seconds")
             }
             p => p.map(Duration::from_secs_f64),
         };
+        let roots = match (self.runs.is_empty(), config.runs.is_empty()) {
+            (false, _) => self.runs,
+            (true, false) => config.runs.clone(),
+            (true, true) => vec![PathBuf::from("runs")],
+        };
+        let mut plugin_dirs = self.plugins;
+        plugin_dirs.extend(config.plugins.iter().cloned());
+        let keymap = ui::keymap::Keymap::from_config(&config.keys)
+            .map_err(|(action, why)| anyhow::anyhow!("keys.{action}: {why}"))?;
         Ok(WatchOptions {
-            roots: if self.runs.is_empty() {
-                vec![PathBuf::from("runs")]
-            } else {
-                self.runs
-            },
+            roots,
             poll,
             select: None,
-            plugin_dirs: self.plugins,
+            plugin_dirs,
             allow_insecure_plugins: self.allow_insecure_plugins,
+            mouse: config.mouse && !self.no_mouse,
+            keymap,
+            theme: config.theme.clone(),
         })
     }
+}
+
+/// The user's config file, or the defaults; a bad file stops here, naming its line.
+fn user_config() -> Result<UserConfig> {
+    Ok(crate::config::load()?.0)
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// The live dashboard over one or more run roots (also what plain `gantry` opens, with
     /// the same flags: `gantry --runs DIR` is `gantry watch --runs DIR`).
+    #[command(
+        after_help = "Example:\n  gantry watch --runs runs --poll 2   over NFS, where inotify sees nothing"
+    )]
     Watch(WatchArgs),
+    #[command(
+        after_help = "Example:\n  gantry train configs/ae.ron --runs runs --name ae-1 --device cpu"
+    )]
     /// Train one model: load its plugin, train, write one run folder. With `launcher:
     /// Slurm(..)` in the config: write the run folder's slurm.sbatch, submit it and return.
     Train {
@@ -123,6 +148,7 @@ pub enum Command {
         #[arg(long, overrides_with = "tfevents")]
         no_tfevents: bool,
     },
+    #[command(after_help = "Example:\n  gantry stop runs/ae-1 --wait 30")]
     /// Stop a running run: SIGTERM, so it finishes its step, checkpoints and ends
     /// `stopped` (what the dashboard's `x` does).
     Stop {
@@ -134,6 +160,7 @@ pub enum Command {
         #[arg(long, value_name = "SECONDS")]
         wait: Option<f64>,
     },
+    #[command(after_help = "Example:\n  gantry resume runs/ae-1 --epochs 20 --detach")]
     /// Resume a stopped, failed or crashed run from checkpoints/last, appending to the
     /// same folder (what the dashboard's `r` does).
     Resume {
@@ -178,7 +205,29 @@ pub enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Show the user config file in effect (`$XDG_CONFIG_HOME/gantry/config.ron`).
+    #[command(after_help = "Example:\n  gantry config --sample > ~/.config/gantry/config.ron")]
+    Config {
+        /// Print the sample config, every field with its default, instead.
+        #[arg(long)]
+        sample: bool,
+    },
+    /// Print a shell completion script.
+    ///
+    /// Example: `source <(gantry completions bash)`, or for zsh
+    /// `gantry completions zsh > ~/.zfunc/_gantry`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from this command line's definition.
+    ///
+    /// Example: `gantry man > gantry.1 && man -l gantry.1`.
+    Man,
     /// Make synthetic data, train the conv-ae plugin on CPU, and show the result.
+    #[command(
+        after_help = "Example:\n  gantry demo --no-ui   train and print the result, without the dashboard"
+    )]
     Demo {
         /// Print the summary instead of opening the dashboard.
         #[arg(long)]
@@ -201,11 +250,13 @@ pub enum BenchCommand {
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
     /// Per-split class counts, stored image sizes and a leakage check of a config's data.
+    #[command(after_help = "Example:\n  gantry data inspect configs/ae.ron")]
     Inspect {
         /// The run config (`data: (...)` is read; the plugin is not loaded).
         config: PathBuf,
     },
     /// Write a synthetic ImageFolder of grayscale "tissue" images.
+    #[command(after_help = "Example:\n  gantry data synth --out data/synth --n 600 --size 64")]
     Synth {
         #[arg(long)]
         out: PathBuf,
@@ -229,7 +280,9 @@ pub enum TaskArg {
 
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
-    /// List runs under a run root.
+    /// List runs under a run root: gantry's, and TensorBoard logdirs and Keras CSV
+    /// histories, as the dashboard shows them.
+    #[command(after_help = "Example:\n  gantry runs ls --runs runs --json")]
     Ls {
         #[arg(long, default_value = "runs")]
         runs: PathBuf,
@@ -241,6 +294,7 @@ pub enum RunsCommand {
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
     /// List every plugin on the search path, refused ones with their reason.
+    #[command(after_help = "Example:\n  gantry plugins ls --plugins ~/my-plugins")]
     Ls {
         #[arg(long = "plugins")]
         plugins: Vec<PathBuf>,
@@ -266,11 +320,37 @@ pub fn run() -> Result<ExitCode> {
     }
     match cli.command {
         None => {
-            ui::run(cli.watch.into_options()?)?;
+            ui::run(cli.watch.into_options(&user_config()?)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Watch(args)) => {
-            ui::run(args.into_options()?)?;
+            ui::run(args.into_options(&user_config()?)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Config { sample }) => {
+            if sample {
+                print!("{}", crate::config::SAMPLE);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let (config, from) = crate::config::load()?;
+            match (from, crate::config::path()) {
+                (Some(path), _) => println!("read {}", path.display()),
+                (None, Some(path)) => println!("no {} (defaults)", path.display()),
+                (None, None) => println!("no config file (defaults)"),
+            }
+            println!("{config:#?}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Completions { shell }) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "gantry", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Man) => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .context("writing the man page")?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Train {
@@ -311,6 +391,9 @@ pub fn run() -> Result<ExitCode> {
                 println!("{}", folder.dir.display());
                 report_slurm_job(&folder.dir);
                 return Ok(ExitCode::SUCCESS);
+            }
+            if let Ok(spec) = crate::runfs::spec::RunSpec::load(&config) {
+                reexec_for_python(&spec, &config, &plugins)?;
             }
             let stop = stop_on_signals()?;
             let outcome = trainer::train(&TrainOptions {
@@ -387,6 +470,11 @@ pub fn run() -> Result<ExitCode> {
                 report_slurm_job(&run_dir);
                 return Ok(ExitCode::SUCCESS);
             }
+            let record = crate::runfs::RunFolder::new(&run_dir).read_record();
+            if let Ok(record) = record {
+                let config = crate::runfs::RunFolder::new(&run_dir).run_file();
+                reexec_for_python(&record.spec, &config, &plugins)?;
+            }
             let outcome = trainer::resume(&trainer::ResumeOptions {
                 dir: run_dir,
                 epochs,
@@ -457,6 +545,9 @@ pub fn run() -> Result<ExitCode> {
         Some(Command::Plugins {
             command: PluginsCommand::Describe { path, json },
         }) => {
+            if plugins::python::is_script(&path) {
+                plugins::python::reexec_with_env(&plugins::python::env_for(&path, None))?;
+            }
             let entry = plugins::describe_here(&path);
             if json {
                 println!("{}", serde_json::to_string(&entry)?);
@@ -518,6 +609,31 @@ fn report_slurm_job(dir: &std::path::Path) {
     }
 }
 
+/// A `.py` plugin is driven by the bridge, which reads the script and virtualenv from the
+/// environment: re-run this process with them (before anything is written), unless it has
+/// them already. Anything that does not resolve is left to the normal path to report.
+fn reexec_for_python(
+    spec: &crate::runfs::spec::RunSpec,
+    config: &std::path::Path,
+    flags: &[PathBuf],
+) -> Result<()> {
+    let dirs = plugins::search_path(flags);
+    let Ok(path) = plugins::resolve(&spec.plugin, &dirs) else {
+        return Ok(());
+    };
+    if !plugins::python::is_script(&path) {
+        return Ok(());
+    }
+    let venv = spec.python.as_ref().map(|v| {
+        if v.is_absolute() {
+            v.clone()
+        } else {
+            config.parent().map_or_else(|| v.clone(), |dir| dir.join(v))
+        }
+    });
+    plugins::python::reexec_with_env(&plugins::python::env_for(&path, venv.as_deref()))
+}
+
 /// SIGTERM and SIGINT ask the runner to stop after the current step.
 pub(crate) fn stop_on_signals() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -558,7 +674,7 @@ mod tests {
             panic!("not the watch subcommand");
         };
         for w in [plain.watch, sub] {
-            let opts = w.into_options().unwrap();
+            let opts = w.into_options(&UserConfig::default()).unwrap();
             assert_eq!(opts.roots, [PathBuf::from("a"), PathBuf::from("b")]);
             assert_eq!(opts.poll, Some(Duration::from_secs(2)));
             assert_eq!(opts.plugin_dirs, [PathBuf::from("p")]);
@@ -570,11 +686,64 @@ mod tests {
             poll: Some(0.0),
             ..Default::default()
         };
-        assert!(
-            bad.into_options()
-                .unwrap_err()
-                .to_string()
-                .contains("--poll")
+        let err = bad.into_options(&UserConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("--poll"));
+        // The config file fills in what the flags leave out; flags win.
+        let config = UserConfig {
+            runs: vec![PathBuf::from("/data/runs")],
+            plugins: vec![PathBuf::from("/opt/plugins")],
+            poll: Some(5.0),
+            mouse: false,
+            ..UserConfig::default()
+        };
+        let from_config = WatchArgs::default().into_options(&config).unwrap();
+        assert_eq!(from_config.roots, [PathBuf::from("/data/runs")]);
+        assert_eq!(from_config.poll, Some(Duration::from_secs(5)));
+        assert_eq!(from_config.plugin_dirs, [PathBuf::from("/opt/plugins")]);
+        assert!(!from_config.mouse);
+        let flags = WatchArgs {
+            runs: vec![PathBuf::from("mine")],
+            poll: Some(1.0),
+            plugins: vec![PathBuf::from("p")],
+            ..WatchArgs::default()
+        };
+        let both = flags.into_options(&config).unwrap();
+        assert_eq!(both.roots, [PathBuf::from("mine")]);
+        assert_eq!(both.poll, Some(Duration::from_secs(1)));
+        assert_eq!(
+            both.plugin_dirs,
+            [PathBuf::from("p"), PathBuf::from("/opt/plugins")]
         );
+    }
+
+    /// The command line definition is sound (clap's own checks), and every subcommand
+    /// that a user meets first says how to use it by example.
+    #[test]
+    fn cli_definition_checks_and_helps_by_example() {
+        use clap::CommandFactory as _;
+        let cmd = Cli::command();
+        cmd.clone().debug_assert();
+        let mut missing = Vec::new();
+        for path in [
+            vec![],
+            vec!["watch"],
+            vec!["train"],
+            vec!["stop"],
+            vec!["resume"],
+            vec!["demo"],
+            vec!["config"],
+            vec!["runs", "ls"],
+            vec!["plugins", "ls"],
+            vec!["data", "inspect"],
+        ] {
+            let mut sub = cmd.clone();
+            for name in &path {
+                sub = sub.find_subcommand(name).expect("subcommand").clone();
+            }
+            if !sub.render_long_help().to_string().contains("Example") {
+                missing.push(path.join(" "));
+            }
+        }
+        assert!(missing.is_empty(), "no example in --help of: {missing:?}");
     }
 }

@@ -253,5 +253,6 @@ pub fn absolutize(config: &Path, spec: &RunSpec) -> RunSpec {
     if spec.plugin.contains('/') {
         spec.plugin = abs(Path::new(&spec.plugin)).to_string_lossy().into_owned();
     }
+    spec.python = spec.python.as_deref().map(abs);
     spec
 }

@@ -99,6 +99,20 @@ impl NvmlGpus {
             _ => Ok(total),
         }
     }
+
+    /// The NVML indices of the GPUs process `pid` computes on (empty when none lists it:
+    /// it has not touched one yet, or it lives in another pid namespace).
+    pub fn process_gpus(&self, pid: u32) -> Vec<u32> {
+        let n = self.nvml.device_count().unwrap_or(0);
+        (0..n)
+            .filter(|&index| {
+                self.nvml
+                    .device_by_index(index)
+                    .and_then(|d| d.running_compute_processes())
+                    .is_ok_and(|list| list.iter().any(|p| p.pid == pid))
+            })
+            .collect()
+    }
 }
 
 /// Looks once: the stats now, or why there are none.

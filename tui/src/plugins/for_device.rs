@@ -38,6 +38,14 @@ pub fn wants_cuda(device: &str) -> bool {
 /// same file name on `dirs` when `path` is a CUDA build that cannot load here and the
 /// device allows the CPU.
 pub fn load(path: &Path, dirs: &[PathBuf], device: &str, allow_insecure: bool) -> Result<Loaded> {
+    // A Python model: its device is the script's business (`setup["device"]`).
+    if super::python::is_script(path) {
+        return Ok(Loaded {
+            plugin: super::python::load(path, dirs, allow_insecure)?,
+            path: path.to_path_buf(),
+            note: None,
+        });
+    }
     let err = match private_copy::load(path, allow_insecure) {
         Ok(plugin) => {
             return Ok(Loaded {

@@ -14,6 +14,8 @@ pub mod private_copy;
 
 pub mod for_device;
 
+pub mod python;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -48,7 +50,8 @@ pub fn search_path(flags: &[PathBuf]) -> Vec<PathBuf> {
     dirs
 }
 
-/// Every `*.so` directly inside the search path's folders, in search order.
+/// Every `*.so`, and every `*.py` declaring `GANTRY_PLUGIN`, directly inside the search
+/// path's folders, in search order. The bridge library itself is not a model.
 pub fn candidates(dirs: &[PathBuf]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for dir in dirs {
@@ -58,7 +61,11 @@ pub fn candidates(dirs: &[PathBuf]) -> Vec<PathBuf> {
         let mut libs: Vec<PathBuf> = entries
             .filter_map(|e| e.ok())
             .map(|e| e.path())
-            .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "so"))
+            .filter(|p| {
+                p.is_file()
+                    && (p.extension().is_some_and(|e| e == "so") || python::declares_plugin(p))
+                    && p.file_name().is_none_or(|n| n != python::BRIDGE_FILE)
+            })
             .collect();
         libs.sort();
         out.extend(libs);
@@ -66,10 +73,11 @@ pub fn candidates(dirs: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-/// Resolves a run config's `plugin` field: a path (contains `/` or ends in `.so`) is
-/// taken as is; a name `foo-bar` is the first `libfoo_bar.so` on the search path.
+/// Resolves a run config's `plugin` field: a path (contains `/`, ends in `.so` or `.py`)
+/// is taken as is; a name `foo-bar` is the first `libfoo_bar.so` on the search path, else
+/// the first `.py` plugin declaring that name.
 pub fn resolve(name: &str, dirs: &[PathBuf]) -> Result<PathBuf, String> {
-    if name.contains('/') || name.ends_with(".so") {
+    if name.contains('/') || name.ends_with(".so") || name.ends_with(".py") {
         let path = PathBuf::from(name);
         return if path.exists() {
             Ok(path)
@@ -81,11 +89,13 @@ pub fn resolve(name: &str, dirs: &[PathBuf]) -> Result<PathBuf, String> {
     dirs.iter()
         .map(|d| d.join(&file))
         .find(|p| p.is_file())
+        .or_else(|| python::find_by_name(name, dirs))
         .ok_or_else(|| {
             let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
             format!(
-                "plugin {name:?}: no {file} on the plugin search path ({}); build it with \
-                 `cargo build --release -p {name}` or pass --plugins DIR",
+                "plugin {name:?}: no {file}, nor a .py declaring that name, on the plugin \
+                 search path ({}); build it with `cargo build --release -p {name}` or pass \
+                 --plugins DIR",
                 searched.join(", ")
             )
         })
@@ -126,24 +136,36 @@ impl PluginEntry {
     }
 }
 
-/// Loads and describes a plugin in this process (what the `describe` child runs).
+/// Loads and describes a plugin in this process (what the `describe` child runs). A `.py`
+/// plugin is loaded through the bridge; this process must have its environment
+/// ([`python::env_for`]).
 pub fn describe_here(path: &Path) -> PluginEntry {
-    match Plugin::load(path) {
+    let loaded = if python::is_script(path) {
+        python::load(path, &search_path(&[]), true).map_err(|e| format!("{e:#}"))
+    } else {
+        Plugin::load(path).map_err(|e| e.to_string())
+    };
+    match loaded {
         Ok(plugin) => {
             let info = plugin.info();
+            // A Python plugin's own name, version and family, not the bridge's.
+            let d = &info.description;
             PluginEntry {
                 path: path.to_path_buf(),
                 status: "ok".into(),
-                name: Some(info.name.clone()),
-                version: Some(info.version.clone()),
-                family: Some(info.family.clone()),
+                name: Some(d.name.clone().unwrap_or_else(|| info.name.clone())),
+                version: Some(d.version.clone().unwrap_or_else(|| info.version.clone())),
+                family: Some(match (&d.name, d.families.first()) {
+                    (Some(_), Some(family)) => family.clone(),
+                    _ => info.family.clone(),
+                }),
                 abi: Some(format!("{}.{}", info.abi_major, info.abi_minor)),
                 summary: Some(info.description.summary.clone()),
                 reason: None,
                 default_params: Some(info.description.default_params.clone()),
             }
         }
-        Err(e) => PluginEntry::refused(path, e.to_string()),
+        Err(e) => PluginEntry::refused(path, e),
     }
 }
 
@@ -158,7 +180,11 @@ pub fn describe_isolated(gantry: &Path, path: &Path, allow_insecure: bool) -> Pl
     {
         return PluginEntry::refused(path, reason);
     }
-    let child = Command::new(gantry)
+    let mut cmd = Command::new(gantry);
+    if python::is_script(path) {
+        cmd.envs(python::env_for(path, None));
+    }
+    let child = cmd
         .args(["plugins", "describe", "--json"])
         .arg(path)
         .stdin(Stdio::null())

@@ -7,6 +7,7 @@
 //! | `run.ron` | once, atomically | [`spec::RunRecord`] |
 //! | `status.ron` | atomically, on change and every [`status::HEARTBEAT_SECS`] | [`status::Status`] |
 //! | `scalars.csv` | append-only | [`scalars::ScalarRow`] lines |
+//! | `system.csv` | append-only, every few seconds | [`scalars::ScalarRow`] lines (CPU, memory, GPUs) |
 //! | `scores/epoch-NNNN.csv` | once per evaluation | [`scores::ScoreRow`] lines |
 //! | `samples/epoch-NNNN-NAME.png` | once per evaluation | image grids |
 //! | `checkpoints/{last,best}/` | directory swap | plugin files + `checkpoint.ron` |
@@ -71,6 +72,8 @@ impl RunFsError {
 pub const RUN_FILE: &str = "run.ron";
 pub const STATUS_FILE: &str = "status.ron";
 pub const SCALARS_FILE: &str = "scalars.csv";
+/// System metrics over time (`sys/cpu_percent`, `gpu0/util`...), in scalars.csv's format.
+pub const SYSTEM_FILE: &str = "system.csv";
 pub const LOG_FILE: &str = "train.log";
 
 /// Paths inside one run folder.
@@ -141,6 +144,9 @@ impl RunFolder {
     }
     pub fn scalars_file(&self) -> PathBuf {
         self.dir.join(SCALARS_FILE)
+    }
+    pub fn system_file(&self) -> PathBuf {
+        self.dir.join(SYSTEM_FILE)
     }
     pub fn log_file(&self) -> PathBuf {
         self.dir.join(LOG_FILE)

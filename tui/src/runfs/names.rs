@@ -17,10 +17,11 @@ pub const MAX_RUN_ID: usize = 96;
 
 /// What the runner writes inside a run folder, relative to it, parents before children so
 /// that a symlinked parent is reported rather than each file under it.
-pub const WRITTEN_ENTRIES: [&str; 11] = [
+pub const WRITTEN_ENTRIES: [&str; 12] = [
     super::STATUS_FILE,
     super::RUN_FILE,
     super::SCALARS_FILE,
+    super::SYSTEM_FILE,
     super::LOG_FILE,
     "checkpoints",
     "scores",

@@ -31,6 +31,10 @@ pub struct RunSpec {
     /// Where the runner runs: `Local` (default) or `Slurm(partition: .., gres: .., ..)`.
     #[serde(default)]
     pub launcher: super::launcher::Launcher,
+    /// For a `.py` plugin: the virtualenv it imports from (relative to the config's
+    /// folder); default the caller's `VIRTUAL_ENV`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<PathBuf>,
 }
 
 fn default_device() -> String {

@@ -16,6 +16,7 @@ mod run;
 mod sink;
 mod status_board;
 mod synthetic;
+mod system_metrics;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,6 +35,7 @@ use crate::runfs::{RunFolder, time};
 use gpu_memory::GpuMemoryWatch;
 use run::Run;
 use status_board::StatusBoard;
+use system_metrics::SystemSampler;
 
 pub use run::NonFinite;
 
@@ -411,13 +413,26 @@ fn drive(
             GpuMemoryWatch::start(board.snapshot().device.as_deref(), board.updater());
         let start = if resumed.is_some() {
             let at = run.restore_last()?;
+            let step = run.step();
             board.publish(|s| {
                 s.epoch = at.epochs_done;
+                s.step = step;
             });
             at
         } else {
             checkpoints::Position::START
         };
+        // Started at the step training goes on from, so system.csv's steps only grow.
+        let (period, note) = system_metrics::interval();
+        if let Some(note) = note {
+            tracing::warn!("{note}");
+        }
+        let _system = SystemSampler::start(
+            run.system_csv(),
+            board.updater(),
+            board.snapshot().device,
+            period,
+        );
         run.all_epochs(start)
     })();
     let final_state = match &result {

@@ -15,6 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use super::checkpoints::{self, Position};
 use super::sink::RunSink;
 use super::status_board::StatusBoard;
+use super::system_metrics::SystemCsv;
 use super::{CACHE_BYTES, Prepared};
 use crate::data::pipeline::Pipeline;
 use crate::data::prefetch::{OwnedBatch, Prefetcher};
@@ -57,6 +58,8 @@ pub struct Run<'a> {
     sink: RunSink,
     /// scalars.csv, and the TensorBoard event file beside it.
     scalars: ScalarLog,
+    /// system.csv, appended to by the system metrics sampler.
+    system: SystemCsv,
     loaders: [Prefetcher; 3],
     step: u64,
     best_val: Option<f64>,
@@ -156,6 +159,7 @@ impl<'a> Run<'a> {
             instance,
             sink,
             scalars: ScalarLog::open(folder, p.tfevents)?,
+            system: SystemCsv::new(folder.system_file()),
             loaders,
             step: 0,
             best_val: None,
@@ -164,6 +168,16 @@ impl<'a> Run<'a> {
             lr,
             rollbacks: 0,
         })
+    }
+
+    /// Optimisation steps done.
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// The run's system.csv, for the sampler to append to.
+    pub fn system_csv(&self) -> SystemCsv {
+        self.system.clone()
     }
 
     /// Loads `checkpoints/last` into the instance and takes its step, best value, learning
@@ -208,6 +222,13 @@ impl<'a> Run<'a> {
             tracing::info!("dropped {dropped} scalar rows written after step {step}");
         }
         self.scalars.reopen_after(step)?;
+        // System samples past the step go too (the sampler reads the step under the
+        // file's lock, after this update), so system.csv's steps never go back.
+        self.board.update(|s| s.step = step);
+        let dropped = self.system.retain(|r| r.step <= step)?;
+        if dropped > 0 {
+            tracing::info!("dropped {dropped} system metric rows written after step {step}");
+        }
         Ok(())
     }
 
@@ -345,7 +366,9 @@ impl<'a> Run<'a> {
         loop {
             let wait = Instant::now();
             let Some(batch) = batches.next() else { break };
-            waited += wait.elapsed();
+            let blocked = wait.elapsed();
+            waited += blocked;
+            self.board.add_data_wait(blocked);
             if self.stop.load(Ordering::Relaxed) {
                 tracing::info!("stop requested: ending after step {}", self.step);
                 return Ok(EpochEnd::Stopped { batches: consumed });

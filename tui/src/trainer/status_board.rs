@@ -2,6 +2,7 @@
 //! every state change and by a heartbeat thread every few seconds, always under one lock
 //! so writes never interleave.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -19,6 +20,9 @@ pub struct StatusBoard {
 struct Shared {
     folder: RunFolder,
     status: Mutex<Status>,
+    /// Nanoseconds the training loop has spent blocked on its data, in total (the
+    /// system sampler turns its growth into `sys/data_wait`).
+    data_waited_ns: AtomicU64,
 }
 
 impl Shared {
@@ -36,6 +40,7 @@ impl StatusBoard {
         let shared = Arc::new(Shared {
             folder,
             status: Mutex::new(status),
+            data_waited_ns: AtomicU64::new(0),
         });
         {
             let mut s = shared.status.lock().expect("status lock");
@@ -73,6 +78,12 @@ impl StatusBoard {
         self.shared.write(&mut s);
     }
 
+    /// Counts time the training loop spent waiting for a batch.
+    pub fn add_data_wait(&self, waited: Duration) {
+        let ns = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+        self.shared.data_waited_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> Status {
         self.shared.status.lock().expect("status lock").clone()
     }
@@ -92,6 +103,16 @@ impl StatusUpdater {
     pub fn update(&self, f: impl FnOnce(&mut Status)) {
         let mut s = self.0.status.lock().expect("status lock");
         f(&mut s);
+    }
+
+    /// Reads the status in memory.
+    pub fn read<R>(&self, f: impl FnOnce(&Status) -> R) -> R {
+        f(&self.0.status.lock().expect("status lock"))
+    }
+
+    /// The time the training loop has spent waiting for batches so far.
+    pub fn data_waited(&self) -> Duration {
+        Duration::from_nanos(self.0.data_waited_ns.load(Ordering::Relaxed))
     }
 }
 

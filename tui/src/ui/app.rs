@@ -8,7 +8,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 use regex::Regex;
 
 use super::actions::{Action, LaunchContext};
@@ -34,12 +36,14 @@ pub enum View {
     Samples,
     Log,
     Embedding,
+    /// The runner's CPU, memory, data wait and GPUs over time.
+    System,
     /// Not about a run: the plugins on the search path.
     Plugins,
 }
 
 impl View {
-    pub const ALL: [View; 8] = [
+    pub const ALL: [View; 9] = [
         View::Overview,
         View::Losses,
         View::Metrics,
@@ -47,6 +51,7 @@ impl View {
         View::Samples,
         View::Log,
         View::Embedding,
+        View::System,
         View::Plugins,
     ];
 
@@ -59,6 +64,7 @@ impl View {
             View::Samples => "Samples",
             View::Log => "Log",
             View::Embedding => "Embedding",
+            View::System => "System",
             View::Plugins => "Plugins",
         }
     }
@@ -190,7 +196,25 @@ impl Message {
     }
 }
 
+/// Where the last frame put the parts a click can hit.
+#[derive(Debug, Clone, Default)]
+pub struct ScreenAreas {
+    /// The runs list, border included.
+    pub list: ratatui::layout::Rect,
+    /// The tab bar's row and each tab's columns `[start, end)`, in [`View::ALL`] order.
+    pub tabs_row: u16,
+    pub tabs: Vec<(u16, u16)>,
+    /// The view's area, border included.
+    pub body: ratatui::layout::Rect,
+}
+
 pub struct App {
+    /// Set while drawing: what a mouse click lands on.
+    pub areas: std::cell::RefCell<ScreenAreas>,
+    /// Key bindings from the user's config.
+    pub keymap: super::keymap::Keymap,
+    /// `R`: the sort order reversed.
+    pub sort_reverse: bool,
     /// First row of the runs list on screen (kept so the list scrolls only when the
     /// selection leaves it); set while drawing.
     pub runs_offset: std::cell::Cell<usize>,
@@ -250,6 +274,9 @@ impl App {
             focus: Focus::Runs,
             selected: None,
             runs_offset: std::cell::Cell::new(0),
+            areas: Default::default(),
+            keymap: Default::default(),
+            sort_reverse: false,
             marked: BTreeSet::new(),
             filter: Filter::default(),
             sort: SortKey::Age,
@@ -329,6 +356,9 @@ impl App {
                     (None, None) => a.id().cmp(&b.id()),
                 }
             }),
+        }
+        if self.sort_reverse {
+            runs.reverse();
         }
         runs
     }
@@ -428,6 +458,61 @@ impl App {
         }
     }
 
+    /// Handles the mouse: the wheel scrolls what is under the pointer (the runs list or
+    /// the view), a click selects a run, a view tab, or focuses the view. Returns whether
+    /// anything changed. Ignored while a popup or the help is open.
+    pub fn on_mouse(&mut self, m: MouseEvent, store: &RunStore) -> bool {
+        if self.form.is_some() || self.confirm.is_some() || self.help || self.filter.editing {
+            return false;
+        }
+        let areas = self.areas.borrow().clone();
+        let at = ratatui::layout::Position::new(m.column, m.row);
+        let step = match m.kind {
+            MouseEventKind::ScrollDown => 1,
+            MouseEventKind::ScrollUp => -1,
+            MouseEventKind::Down(MouseButton::Left) => 0,
+            _ => return false,
+        };
+        if areas.list.contains(at) {
+            if step != 0 {
+                self.focus = Focus::Runs;
+                self.move_by(step, store);
+                return true;
+            }
+            // Below the top border and the header row.
+            let Some(row) = m.row.checked_sub(areas.list.y + 2) else {
+                return false;
+            };
+            let index = self.runs_offset.get() + usize::from(row);
+            let visible = self.visible(store);
+            let Some(run) = visible.get(index) else {
+                return false;
+            };
+            self.selected = Some(run.folder.dir.clone());
+            self.focus = Focus::Runs;
+            return true;
+        }
+        if step == 0 && m.row == areas.tabs_row {
+            if let Some(i) = areas
+                .tabs
+                .iter()
+                .position(|&(a, b)| (a..b).contains(&m.column))
+            {
+                self.view = View::ALL[i];
+                return true;
+            }
+            return false;
+        }
+        if areas.body.contains(at) {
+            self.focus = Focus::Detail;
+            if step != 0 {
+                self.move_by(3 * step, store);
+            }
+            return true;
+        }
+        false
+    }
+
     /// Handles a key; returns whether anything changed (a redraw is needed).
     pub fn on_key(&mut self, key: KeyEvent, store: &RunStore) -> bool {
         if key.kind == KeyEventKind::Release {
@@ -479,6 +564,9 @@ impl App {
             }
             return true;
         }
+        let Some(key) = self.keymap.translate(key) else {
+            return had_message;
+        };
         match key.code {
             KeyCode::Char('q') => self.quit = true,
             KeyCode::Char('?') => self.help = true,
@@ -486,7 +574,9 @@ impl App {
             KeyCode::BackTab => {
                 self.view = View::ALL[(self.view.index() + View::ALL.len() - 1) % View::ALL.len()]
             }
-            KeyCode::Char(c @ '1'..='8') => self.view = View::ALL[(c as u8 - b'1') as usize],
+            KeyCode::Char(c @ '1'..='9') if ((c as u8 - b'1') as usize) < View::ALL.len() => {
+                self.view = View::ALL[(c as u8 - b'1') as usize]
+            }
             KeyCode::Char('n') => self.open_new_form(),
             KeyCode::Char('c') => self.open_clone_form(store),
             KeyCode::Char('x') => self.ask_stop(store),
@@ -496,6 +586,7 @@ impl App {
                 self.focus = Focus::Runs;
             }
             KeyCode::Char('S') => self.sort = self.sort.next(),
+            KeyCode::Char('R') => self.sort_reverse = !self.sort_reverse,
             KeyCode::Char(' ') => {
                 if let Some(run) = self.current(store) {
                     let dir = run.folder.dir.clone();

@@ -39,6 +39,11 @@ pub fn draw(frame: &mut Frame, app: &App, store: &RunStore) {
     .areas(area);
     views::runs::render(frame, list, app, store);
     render_tabs(frame, tabs, app, store);
+    {
+        let mut areas = app.areas.borrow_mut();
+        areas.list = list;
+        areas.body = body;
+    }
     let border = if app.focus == Focus::Detail {
         app.theme.focus_border
     } else {
@@ -92,6 +97,19 @@ fn render_tabs(frame: &mut Frame, area: Rect, app: &App, store: &RunStore) {
             })
             .collect()
     };
+    // Each tab is " title " and a one-column divider after it (ratatui's Tabs layout).
+    let mut x = area.x;
+    app.areas.borrow_mut().tabs_row = area.y;
+    app.areas.borrow_mut().tabs = titles
+        .iter()
+        .map(|t| {
+            let start = x;
+            x += t.chars().count() as u16 + 2;
+            let span = (start, x);
+            x += 1;
+            span
+        })
+        .collect();
     let [tabs, name] = Layout::horizontal([
         Constraint::Fill(1),
         Constraint::Length(subject.chars().count().min(40) as u16 + 1),
@@ -126,6 +144,7 @@ fn render_view(frame: &mut Frame, area: Rect, app: &App, store: &RunStore) {
         View::Samples => views::samples::render(frame, area, app, run),
         View::Log => views::log::render(frame, area, app, run),
         View::Embedding => views::embedding::render(frame, area, app, run),
+        View::System => views::system::render(frame, area, app, &compared),
         View::Overview | View::Plugins => {}
     }
 }

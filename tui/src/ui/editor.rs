@@ -15,11 +15,7 @@ use crossterm::terminal::{EnterAlternateScreen, enable_raw_mode};
 use super::event::InputGate;
 
 /// Edits `text` in the user's editor with the TUI suspended; returns the saved text.
-pub fn edit(
-    terminal: &mut ratatui::DefaultTerminal,
-    gate: &InputGate,
-    text: &str,
-) -> Result<String> {
+pub fn edit(terminal: &mut super::Screen, gate: &InputGate, text: &str) -> Result<String> {
     gate.pause();
     ratatui::restore();
     let edited = edit_text(&editor(), text);

@@ -11,8 +11,10 @@ pub mod chart_cache;
 pub mod draw;
 pub mod editor;
 pub mod event;
+pub mod keymap;
 pub mod plugin_catalog;
 pub mod popups;
+pub mod quiet_backend;
 mod run_commands;
 pub mod series;
 pub mod slurm_jobs;
@@ -28,6 +30,8 @@ mod tests;
 mod tests_actions;
 #[cfg(test)]
 mod tests_foreign;
+#[cfg(test)]
+mod tests_habits;
 #[cfg(test)]
 mod tests_hostile;
 #[cfg(test)]
@@ -50,6 +54,11 @@ use theme::Theme;
 use crate::runfs::status::hostname;
 use crate::runfs::time;
 
+/// The dashboard's terminal: crossterm, writing nothing for an unchanged frame.
+pub type Screen = ratatui::Terminal<
+    quiet_backend::QuietBackend<ratatui::backend::CrosstermBackend<std::io::Stdout>>,
+>;
+
 /// How `gantry watch` was asked to run.
 #[derive(Debug, Clone, Default)]
 pub struct WatchOptions {
@@ -63,6 +72,11 @@ pub struct WatchOptions {
     pub plugin_dirs: Vec<PathBuf>,
     /// `--allow-insecure-plugins`: describe and run plugins that other users can write.
     pub allow_insecure_plugins: bool,
+    /// Capture the mouse (wheel, click); off with `--no-mouse` or `mouse: false`.
+    pub mouse: bool,
+    /// Key bindings from the user's config.
+    pub keymap: keymap::Keymap,
+    pub theme: crate::config::ThemeConfig,
 }
 
 /// Runs the dashboard until the user quits. The terminal is restored on every exit path,
@@ -94,7 +108,8 @@ pub fn run(opts: WatchOptions) -> Result<()> {
         .first()
         .cloned()
         .unwrap_or_else(|| PathBuf::from("runs"));
-    let mut app = App::new(Theme::from_env(), time::now(), hostname());
+    let mut app = App::new(Theme::from_env_and(&opts.theme), time::now(), hostname());
+    app.keymap = opts.keymap.clone();
     app.selected = opts.select.as_ref().map(|id| runs.join(id));
     app.launch = LaunchContext {
         runs,
@@ -103,10 +118,38 @@ pub fn run(opts: WatchOptions) -> Result<()> {
         // Only relative dataset paths typed into a fresh form depend on it.
         cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
     };
-    let mut terminal = ratatui::try_init().context("setting up the terminal")?;
-    let result = event_loop(&mut terminal, &mut app, &store, &rx, &gate);
+    // ratatui's init: raw mode, the alternate screen, and a panic hook that restores them.
+    drop(ratatui::try_init().context("setting up the terminal")?);
+    let backend = quiet_backend::QuietBackend::new(ratatui::backend::CrosstermBackend::new(
+        std::io::stdout(),
+    ));
+    let mut terminal = ratatui::Terminal::new(backend).context("setting up the terminal")?;
+    let mouse = opts.mouse && set_mouse_capture(true).is_ok();
+    if mouse {
+        // ratatui's hook restores the terminal on a panic; mouse reporting must end too.
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let _ = set_mouse_capture(false);
+            previous(info);
+        }));
+    }
+    let result = event_loop(&mut terminal, &mut app, &store, &rx, &gate, mouse);
+    if mouse {
+        let _ = set_mouse_capture(false);
+    }
     ratatui::restore();
     result
+}
+
+/// Turns the terminal's mouse reporting on or off. Off again before the terminal is
+/// restored, and around `$EDITOR`, or the shell would receive escape codes for clicks.
+fn set_mouse_capture(on: bool) -> std::io::Result<()> {
+    use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
+    if on {
+        crossterm::execute!(std::io::stdout(), EnableMouseCapture)
+    } else {
+        crossterm::execute!(std::io::stdout(), DisableMouseCapture)
+    }
 }
 
 /// Describes the plugins on the search path in the background, each in a child
@@ -126,11 +169,12 @@ fn spawn_plugin_describer(
 }
 
 fn event_loop(
-    terminal: &mut ratatui::DefaultTerminal,
+    terminal: &mut Screen,
     app: &mut App,
     store: &RwLock<RunStore>,
     rx: &mpsc::Receiver<Event>,
     gate: &InputGate,
+    mouse: bool,
 ) -> Result<()> {
     let mut dirty = true;
     loop {
@@ -150,6 +194,10 @@ fn event_loop(
                 app.on_key(key, &store)
             }
             Event::Input(crossterm::event::Event::Resize(..)) => true,
+            Event::Input(crossterm::event::Event::Mouse(m)) => {
+                let store = store.read().expect("store lock");
+                app.on_mouse(m, &store)
+            }
             Event::Input(_) => false,
             Event::StoreChanged | Event::Tick => true,
             Event::Plugins(catalog) => {
@@ -160,7 +208,7 @@ fn event_loop(
             Event::InputClosed(e) => bail!("terminal input closed: {e}"),
         };
         if let Some(action) = app.pending.take() {
-            perform(terminal, app, gate, action);
+            perform(terminal, app, gate, action, mouse);
             dirty = true;
         }
         if app.quit {
@@ -171,21 +219,30 @@ fn event_loop(
 
 /// Carries out what a key asked for: `$EDITOR` here (it needs the terminal), the rest
 /// through [`actions::perform`].
-fn perform(
-    terminal: &mut ratatui::DefaultTerminal,
-    app: &mut App,
-    gate: &InputGate,
-    action: Action,
-) {
+fn perform(terminal: &mut Screen, app: &mut App, gate: &InputGate, action: Action, mouse: bool) {
     match action {
-        Action::Edit { text } => match editor::edit(terminal, gate, &text) {
-            Ok(edited) => {
-                if let Some(form) = app.form.as_mut() {
-                    form.edited(edited);
+        Action::Edit { text } => {
+            match with_mouse_released(mouse, || editor::edit(terminal, gate, &text)) {
+                Ok(edited) => {
+                    if let Some(form) = app.form.as_mut() {
+                        form.edited(edited);
+                    }
                 }
+                Err(e) => app.message = Some(Message::error(format!("{e:#}"))),
             }
-            Err(e) => app.message = Some(Message::error(format!("{e:#}"))),
-        },
+        }
         other => actions::perform(app, other, &LocalControl),
     }
+}
+
+/// Runs `f` (which hands the terminal to another program) with mouse capture off.
+fn with_mouse_released<T>(mouse: bool, f: impl FnOnce() -> T) -> T {
+    if mouse {
+        let _ = set_mouse_capture(false);
+    }
+    let out = f();
+    if mouse {
+        let _ = set_mouse_capture(true);
+    }
+    out
 }

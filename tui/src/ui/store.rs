@@ -57,6 +57,8 @@ pub struct RunData {
     /// Problems reading this run's files, newest last (shown as an error badge).
     pub errors: Vec<String>,
     pub series: BTreeMap<String, Series>,
+    /// The runner's system metrics from system.csv (`sys/cpu_percent`, `gpu0/util`...).
+    pub system: BTreeMap<String, Series>,
     pub score_epochs: Vec<u32>,
     pub samples: Vec<SampleFile>,
     /// A classifier's newest confusion matrix: (file name, matrix).
@@ -70,6 +72,7 @@ pub struct RunData {
     /// A run another program wrote: what follows its files. `None` for gantry's runs.
     pub foreign: Option<ForeignRun>,
     scalar_tail: ScalarTail,
+    system_tail: ScalarTail,
     log_tail: LineTail,
     loaded: bool,
 }
@@ -82,6 +85,7 @@ impl RunData {
             status: None,
             errors: Vec::new(),
             series: BTreeMap::new(),
+            system: BTreeMap::new(),
             score_epochs: Vec::new(),
             samples: Vec::new(),
             confusion: None,
@@ -90,6 +94,7 @@ impl RunData {
             slurm: None,
             foreign: None,
             scalar_tail: ScalarTail::new(),
+            system_tail: ScalarTail::new(),
             log_tail: LineTail::new(),
             loaded: false,
         }
@@ -272,30 +277,18 @@ impl RunData {
         }
         let mut errors = Vec::new();
         let mut changed = self.refresh_summary(&mut errors, true);
-        match self.scalar_tail.read(&self.folder.scalars_file()) {
-            Ok((rows, restarted)) => {
-                if restarted {
-                    self.series.clear();
-                    changed = true;
-                }
-                changed |= !rows.is_empty();
-                for row in rows {
-                    let s = self.series.entry(row.tag).or_default();
-                    s.steps.push(row.step);
-                    s.epochs.push(row.epoch);
-                    s.walls.push(row.wall_time);
-                    s.values.push(row.value);
-                }
-            }
-            Err(e) => errors.push(e.to_string()),
-        }
-        if let Some((line, message)) = self.scalar_tail.bad_lines.last() {
-            errors.push(format!(
-                "{}:{line}: {message} ({} bad lines skipped)",
-                self.folder.scalars_file().display(),
-                self.scalar_tail.bad_lines.len()
-            ));
-        }
+        changed |= tail_series(
+            &mut self.scalar_tail,
+            &self.folder.scalars_file(),
+            &mut self.series,
+            &mut errors,
+        );
+        changed |= tail_series(
+            &mut self.system_tail,
+            &self.folder.system_file(),
+            &mut self.system,
+            &mut errors,
+        );
         match self.log_tail.read_lines(&self.folder.log_file()) {
             Ok(read) => {
                 if read.restarted {
@@ -561,6 +554,43 @@ impl RunStore {
             Some(root.join(first))
         })
     }
+}
+
+/// Reads the rows a scalars.csv-format file gained into `series` (all of it again when
+/// the file was rewritten); returns whether anything changed. Read errors and the last
+/// bad line go to `errors`.
+fn tail_series(
+    tail: &mut ScalarTail,
+    path: &Path,
+    series: &mut BTreeMap<String, Series>,
+    errors: &mut Vec<String>,
+) -> bool {
+    let mut changed = false;
+    match tail.read(path) {
+        Ok((rows, restarted)) => {
+            if restarted {
+                series.clear();
+                changed = true;
+            }
+            changed |= !rows.is_empty();
+            for row in rows {
+                let s = series.entry(row.tag).or_default();
+                s.steps.push(row.step);
+                s.epochs.push(row.epoch);
+                s.walls.push(row.wall_time);
+                s.values.push(row.value);
+            }
+        }
+        Err(e) => errors.push(e.to_string()),
+    }
+    if let Some((line, message)) = tail.bad_lines.last() {
+        errors.push(format!(
+            "{}:{line}: {message} ({} bad lines skipped)",
+            path.display(),
+            tail.bad_lines.len()
+        ));
+    }
+    changed
 }
 
 /// Drops the values at steps `>= step` (a restart in a foreign run's event file).

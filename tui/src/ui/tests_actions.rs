@@ -517,7 +517,7 @@ fn action_errors_are_one_escaped_line_and_go_with_the_next_key() {
 #[test]
 fn plugins_pane_lists_usable_and_refused_plugins() {
     let (_root, store, mut app) = setup("plugins-pane");
-    key(&mut app, &store, KeyCode::Char('8'));
+    key(&mut app, &store, KeyCode::Char('9'));
     assert_eq!(app.view, View::Plugins);
     let screen = render(&mut app, &store, 100, 30);
     assert!(

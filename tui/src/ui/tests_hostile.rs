@@ -73,6 +73,17 @@ fn hostile_run(root: &Path) -> PathBuf {
         }
     }
     scalars.flush().unwrap();
+    let mut system = ScalarWriter::open(&folder.system_file()).unwrap();
+    system
+        .push(&ScalarRow {
+            wall_time: fixtures::NOW - 60.0,
+            step: 40,
+            epoch: 4,
+            tag: format!("sys/{HOSTILE}"),
+            value: 1.0,
+        })
+        .unwrap();
+    system.flush().unwrap();
 
     let mut log = std::fs::OpenOptions::new()
         .append(true)
@@ -200,7 +211,7 @@ fn no_control_character_reaches_the_terminal() {
             // names no label), it shows it escaped. The runs list above always does.
             let body: String = screen
                 .lines()
-                .skip_while(|l| !l.contains("8 Plugins"))
+                .skip_while(|l| !l.contains("│ 9"))
                 .skip(1)
                 .collect();
             if view != View::Scores {

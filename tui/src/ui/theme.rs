@@ -47,6 +47,14 @@ impl Theme {
         theme
     }
 
+    /// [`Theme::from_env`], with the user's config over what the environment says.
+    pub fn from_env_and(config: &crate::config::ThemeConfig) -> Theme {
+        let auto = Theme::from_env();
+        let mut theme = Theme::new(config.color.or(auto.color));
+        theme.truecolor = theme.color && config.truecolor.or(auto.truecolor);
+        theme
+    }
+
     pub fn new(color: bool) -> Theme {
         let c = |style: Style, colour: Color| if color { style.fg(colour) } else { style };
         let plain = Style::default();

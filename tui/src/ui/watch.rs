@@ -707,12 +707,20 @@ mod tests {
         {
             let s = store.read().unwrap();
             assert_eq!(s.runs.len(), n);
-            assert!(s.runs.values().all(|r| r.status.is_some() && r.series.is_empty()));
+            assert!(
+                s.runs
+                    .values()
+                    .all(|r| r.status.is_some() && r.series.is_empty())
+            );
             let with_record = s.runs.values().filter(|r| r.record.is_some()).count();
             assert_eq!(with_record, 256, "records read before the first frame");
             // The newest ones: those the list shows first.
             assert!(s.runs[&root.join("run-000")].record.is_some());
-            assert!(s.runs[&root.join(format!("run-{:03}", n - 1))].record.is_none());
+            assert!(
+                s.runs[&root.join(format!("run-{:03}", n - 1))]
+                    .record
+                    .is_none()
+            );
         }
         let (tx, _rx) = mpsc::channel();
         let _guard =

@@ -35,6 +35,8 @@ impl Model for Fixture {
                 multiple_of: 1,
                 min_size: 1,
             },
+            name: None,
+            version: None,
         }
     }
 

@@ -13,8 +13,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("q  Ctrl-C", "quit"),
     ("?", "this help (↑↓ scroll it, any other key closes it)"),
     (
-        "Tab  Shift-Tab  1-8",
-        "next / previous / n-th view (8: plugins)",
+        "Tab  Shift-Tab  1-9",
+        "next / previous / n-th view (8: system, 9: plugins)",
     ),
     (
         "↑↓  j k  PgUp PgDn  g G",
@@ -24,6 +24,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("/", "filter runs by name, plugin, dataset (regex or text)"),
     ("Space", "mark / unmark the run for comparison"),
     ("S", "sort runs: age, name, state, best"),
+    ("R", "reverse the sort order"),
+    ("mouse", "wheel: scroll;  click: select a run or a view tab"),
     ("", "Runs"),
     ("n", "new run: plugin, data, device, hyper-parameters"),
     ("c", "clone the selected run's config into the new-run form"),

@@ -10,6 +10,7 @@ pub mod plugins;
 pub mod runs;
 pub mod samples;
 pub mod scores;
+pub mod system;
 
 use ratatui::Frame;
 use ratatui::layout::Rect;

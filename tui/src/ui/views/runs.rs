@@ -18,10 +18,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, store: &RunStore) {
     let visible = app.visible(store);
     let current = app.current(store).map(|r| r.folder.dir.clone());
     let mut title = format!(
-        " runs {}/{} · sort {} ",
+        " runs {}/{} · sort {}{} ",
         visible.len(),
         store.runs.len(),
-        app.sort.label()
+        app.sort.label(),
+        if app.sort_reverse { ", reversed" } else { "" }
     );
     if !app.filter.text.is_empty() || app.filter.editing {
         title.push_str(&format!(
