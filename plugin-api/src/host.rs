@@ -296,10 +296,22 @@ impl Plugin {
         let description = describe(&path, vtable)?;
         // SAFETY: header strings point to the plugin's static data (never unloaded).
         let text = |v: StrView| unsafe { v.to_str_lossy() }.into_owned();
+        // A bridge (the Python one) names the model it drives in its description; that is
+        // the plugin the user knows, not the bridge's header.
+        let bridged = description.name.is_some();
         let info = PluginInfo {
-            name: text(header.name),
-            version: text(header.version),
-            family: text(header.family),
+            name: description
+                .name
+                .clone()
+                .unwrap_or_else(|| text(header.name)),
+            version: description
+                .version
+                .clone()
+                .unwrap_or_else(|| text(header.version)),
+            family: match description.families.first() {
+                Some(f) if bridged => f.clone(),
+                _ => text(header.family),
+            },
             abi_major: header.abi_major,
             abi_minor: header.abi_minor,
             rustc_version: text(header.rustc_version),

@@ -148,17 +148,12 @@ pub fn describe_here(path: &Path) -> PluginEntry {
     match loaded {
         Ok(plugin) => {
             let info = plugin.info();
-            // A Python plugin's own name, version and family, not the bridge's.
-            let d = &info.description;
             PluginEntry {
                 path: path.to_path_buf(),
                 status: "ok".into(),
-                name: Some(d.name.clone().unwrap_or_else(|| info.name.clone())),
-                version: Some(d.version.clone().unwrap_or_else(|| info.version.clone())),
-                family: Some(match (&d.name, d.families.first()) {
-                    (Some(_), Some(family)) => family.clone(),
-                    _ => info.family.clone(),
-                }),
+                name: Some(info.name.clone()),
+                version: Some(info.version.clone()),
+                family: Some(info.family.clone()),
                 abi: Some(format!("{}.{}", info.abi_major, info.abi_minor)),
                 summary: Some(info.description.summary.clone()),
                 reason: None,

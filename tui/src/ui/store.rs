@@ -435,8 +435,19 @@ impl RunStore {
     /// Re-reads the runs keyed by `dirs` (those not in the store are skipped).
     pub fn refresh_dirs(&mut self, dirs: &[PathBuf]) -> bool {
         use rayon::prelude::*;
+        // A file event names a run or two: look them up, whatever the number of runs.
+        if dirs.len() <= 32 {
+            let mut changed = false;
+            for dir in dirs {
+                if let Some(run) = self.runs.get_mut(dir) {
+                    self.refreshes += 1;
+                    changed |= run.refresh();
+                }
+            }
+            return changed;
+        }
         let mut runs: Vec<&mut RunData> = Vec::with_capacity(dirs.len());
-        // One pass over the map; `dirs` is small next to it or sorted.
+        // Many runs (a start-up chunk, a poll): one pass over the map, then in parallel.
         let wanted: std::collections::HashSet<&PathBuf> = dirs.iter().collect();
         for (dir, run) in self.runs.iter_mut() {
             if wanted.contains(dir) {

@@ -159,14 +159,29 @@ struct StoreLoop {
 
 impl StoreLoop {
     fn run(&mut self, events: &mpsc::Receiver<FsChange>) {
-        self.sync_watches();
         // Runs the start-up scan read only the summary of, newest first: read in chunks
-        // between events, so the screen fills in while staying live.
+        // between events, so the screen fills in while staying live. The first chunk (the
+        // rows on screen) comes before the watches, which take a while to add at
+        // thousands of folders; it is read again once they are in place, so a change
+        // made meanwhile is not missed.
         let mut backlog: VecDeque<PathBuf> = self
             .store
             .read()
             .map(|s| s.unloaded().into())
             .unwrap_or_default();
+        let first: Vec<PathBuf> = backlog.iter().take(BACKLOG_CHUNK).cloned().collect();
+        if self.load_some(&mut backlog) && self.tx.send(Event::StoreChanged).is_err() {
+            return;
+        }
+        self.sync_watches();
+        let changed = self
+            .store
+            .write()
+            .map(|mut s| s.refresh_dirs(&first))
+            .unwrap_or(false);
+        if changed && self.tx.send(Event::StoreChanged).is_err() {
+            return;
+        }
         let mut next_poll = Instant::now() + self.watches.poll_interval();
         let mut next_tick = Instant::now() + LIVENESS_TICK;
         while !self.stop.load(Ordering::Relaxed) {
