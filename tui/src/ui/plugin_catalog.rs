@@ -119,8 +119,10 @@ pub fn spawn(dirs: Vec<PathBuf>, describe: Describe, tx: Sender<Event>) -> Plugi
     PluginWatch { _watcher: watcher }
 }
 
+/// A file whose change may change the list: a library, or a Python file (that may
+/// declare `GANTRY_PLUGIN`, or stop declaring it).
 fn is_library(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "so")
+    path.extension().is_some_and(|e| e == "so" || e == "py")
 }
 
 /// What tells a replaced library from the one described before.
