@@ -371,11 +371,11 @@ fn a_killed_python_run_resumes_to_the_uninterrupted_losses() {
     let mut child = train("killed").spawn().unwrap();
     let killed = runs.join("killed");
     let start = Instant::now();
-    while !gantry::runfs::RunFolder::new(&killed)
+    while gantry::runfs::RunFolder::new(&killed)
         .read_checkpoint("last")
         .ok()
         .flatten()
-        .is_some_and(|c| c.epoch >= 4)
+        .is_none_or(|c| c.epoch < 4)
     {
         assert!(start.elapsed() < Duration::from_secs(60), "no checkpoint");
         std::thread::sleep(Duration::from_millis(5));
