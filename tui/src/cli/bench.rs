@@ -95,7 +95,13 @@ pub fn run(b: &BenchTrain) -> Result<ExitCode> {
     }
     let dirs = plugins::search_path(&b.plugin_dirs);
     let path = plugins::resolve(&b.plugin, &dirs).map_err(anyhow::Error::msg)?;
-    let plugin = Plugin::load(&path)?;
+    // A Python model: this process needs the bridge's environment from its start.
+    let plugin = if plugins::python::is_script(&path) {
+        plugins::python::reexec_with_env(&plugins::python::env_for(&path, None))?;
+        plugins::python::load(&path, &dirs, false)?
+    } else {
+        Plugin::load(&path)?
+    };
     let setup = Setup {
         channels: b.channels,
         height: b.size,
