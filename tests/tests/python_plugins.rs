@@ -72,6 +72,27 @@ fn run(args: &[&str], venv: &Path) -> (i32, String, String) {
     )
 }
 
+/// `gantry train CFG --runs RUNS [--name NAME] --plugins FOLDER -q` in the venv.
+fn train(
+    cfg: &Path,
+    runs: &Path,
+    name: Option<&str>,
+    plugins: &str,
+    venv: &Path,
+) -> (i32, String, String) {
+    let mut args = vec![
+        "train",
+        cfg.to_str().unwrap(),
+        "--runs",
+        runs.to_str().unwrap(),
+    ];
+    if let Some(name) = name {
+        args.extend(["--name", name]);
+    }
+    args.extend(["--plugins", plugins, "-q"]);
+    run(&args, venv)
+}
+
 fn config(plugin: &str, data: &Path, epochs: u32, extra: &str) -> String {
     format!(
         r#"(
@@ -130,20 +151,7 @@ fn a_numpy_model_is_listed_and_trains_by_name() {
     let cfg = dir.path().join("numpy.ron");
     std::fs::write(&cfg, config(&name, data, 4, "")).unwrap();
     let runs = dir.path().join("runs");
-    let (code, _, err) = run(
-        &[
-            "train",
-            cfg.to_str().unwrap(),
-            "--runs",
-            runs.to_str().unwrap(),
-            "--name",
-            "np",
-            "--plugins",
-            f,
-            "-q",
-        ],
-        &venv,
-    );
+    let (code, _, err) = train(&cfg, &runs, Some("np"), f, &venv);
     let run_dir = runs.join("np");
     assert_eq!(code, 0, "{err}\n{}", status(&run_dir));
     let status = status(&run_dir);
@@ -188,20 +196,7 @@ fn an_exception_fails_the_run_with_its_traceback() {
     let cfg = dir.path().join("raises.ron");
     std::fs::write(&cfg, config("raises", data, 1, "")).unwrap();
     let runs = dir.path().join("runs");
-    let (code, _, _) = run(
-        &[
-            "train",
-            cfg.to_str().unwrap(),
-            "--runs",
-            runs.to_str().unwrap(),
-            "--name",
-            "boom",
-            "--plugins",
-            folder.to_str().unwrap(),
-            "-q",
-        ],
-        &venv,
-    );
+    let (code, _, _) = train(&cfg, &runs, Some("boom"), folder.to_str().unwrap(), &venv);
     assert_ne!(code, 0);
     let status = status(&runs.join("boom"));
     assert!(status.contains("state: failed"), "{status}");
@@ -254,18 +249,7 @@ fn broken_scripts_and_a_missing_venv_are_named() {
     .unwrap();
     std::fs::write(folder.join("raises.py"), RAISES).unwrap();
     let runs = dir.path().join("runs");
-    let (code, _, err) = run(
-        &[
-            "train",
-            cfg.to_str().unwrap(),
-            "--runs",
-            runs.to_str().unwrap(),
-            "--plugins",
-            f,
-            "-q",
-        ],
-        &venv,
-    );
+    let (code, _, err) = train(&cfg, &runs, None, f, &venv);
     assert_ne!(code, 0);
     assert!(err.contains("/nonexistent/venv"), "{err}");
     assert!(
