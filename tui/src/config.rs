@@ -40,8 +40,11 @@ pub enum ConfigError {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UserConfig {
-    /// Run roots the dashboard opens when no `--runs` is given.
+    /// Run roots the dashboard opens when no `--runs` is given: local paths, or remote
+    /// ones (`gpu1:runs`, `ssh://user@gpu2:2222/data/runs`).
     pub runs: Vec<PathBuf>,
+    /// The gantry to run on remote hosts (default `gantry`, found on the remote PATH).
+    pub remote_gantry: Option<String>,
     /// Plugin folders searched before the built-in search path (after `--plugins`).
     pub plugins: Vec<PathBuf>,
     /// Poll the filesystem every this many seconds instead of inotify (NFS, sshfs).
@@ -57,6 +60,7 @@ impl Default for UserConfig {
     fn default() -> UserConfig {
         UserConfig {
             runs: Vec::new(),
+            remote_gantry: None,
             plugins: Vec::new(),
             poll: None,
             mouse: true,

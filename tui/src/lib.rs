@@ -15,6 +15,7 @@ pub mod gpu;
 pub mod interop;
 pub mod metrics;
 pub mod plugins;
+pub mod remote;
 pub mod runfs;
 pub mod text;
 pub mod trainer;

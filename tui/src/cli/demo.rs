@@ -119,6 +119,7 @@ fn train_under_dashboard(
         keymap: ui::keymap::Keymap::from_config(&config.keys)
             .map_err(|(action, why)| anyhow::anyhow!("keys.{action}: {why}"))?,
         theme: config.theme.clone(),
+        ..WatchOptions::default()
     });
     if child.try_wait()?.is_none() {
         eprintln!("demo: stopping the run (SIGTERM; it checkpoints and ends as stopped)");

@@ -41,12 +41,17 @@ pub struct Cli {
     /// ignore SIGHUP.
     #[arg(long, global = true, hide = true)]
     pub detached: bool,
+    /// The gantry that remote roots (HOST:PATH) run on their host (default: `gantry` on
+    /// its PATH; or `remote_gantry` in the config).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub remote_gantry: Option<String>,
 }
 
 /// The dashboard's flags, taken by `gantry watch` and by plain `gantry`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct WatchArgs {
-    /// A run root to watch (repeatable; default ./runs).
+    /// A run root to watch (repeatable; default ./runs): a path, or a root on another
+    /// machine as HOST:PATH or ssh://[USER@]HOST[:PORT]/PATH, reached with ssh.
     #[arg(long)]
     pub runs: Vec<PathBuf>,
     /// Poll the filesystem every SECONDS instead of inotify (NFS, sshfs).
@@ -65,24 +70,39 @@ pub struct WatchArgs {
 
 impl WatchArgs {
     /// The dashboard's options: these flags over the user's config file.
-    fn into_options(self, config: &UserConfig) -> Result<WatchOptions> {
+    fn into_options(
+        self,
+        config: &UserConfig,
+        remote_gantry: Option<String>,
+    ) -> Result<WatchOptions> {
         let poll = match self.poll.or(config.poll) {
             Some(s) if !(s.is_finite() && s > 0.0) => {
                 anyhow::bail!("--poll {s}: the interval must be a positive number of seconds")
             }
             p => p.map(Duration::from_secs_f64),
         };
-        let roots = match (self.runs.is_empty(), config.runs.is_empty()) {
+        let given = match (self.runs.is_empty(), config.runs.is_empty()) {
             (false, _) => self.runs,
             (true, false) => config.runs.clone(),
             (true, true) => vec![PathBuf::from("runs")],
         };
+        let mut roots = Vec::new();
+        let mut remotes = Vec::new();
+        for root in given {
+            match crate::remote::RootAddress::parse(&root.to_string_lossy())? {
+                crate::remote::RootAddress::Local(path) => roots.push(path),
+                crate::remote::RootAddress::Remote(r) => remotes.push(r),
+            }
+        }
+        let ssh = ssh_options(remote_gantry, config);
         let mut plugin_dirs = self.plugins;
         plugin_dirs.extend(config.plugins.iter().cloned());
         let keymap = ui::keymap::Keymap::from_config(&config.keys)
             .map_err(|(action, why)| anyhow::anyhow!("keys.{action}: {why}"))?;
         Ok(WatchOptions {
             roots,
+            remotes,
+            ssh,
             poll,
             select: None,
             plugin_dirs,
@@ -92,6 +112,50 @@ impl WatchArgs {
             theme: config.theme.clone(),
         })
     }
+}
+
+/// How remote hosts are reached: `GANTRY_SSH`, and the remote gantry from the flag, else
+/// the config.
+fn ssh_options(remote_gantry: Option<String>, config: &UserConfig) -> crate::remote::SshOptions {
+    let mut ssh = crate::remote::SshOptions::default();
+    if let Some(g) = remote_gantry.or_else(|| config.remote_gantry.clone()) {
+        ssh.remote_gantry = g;
+    }
+    ssh
+}
+
+/// Runs `gantry ARGS` on the remote host of `remote` through ssh, its output on ours.
+fn on_remote(
+    remote: &crate::remote::RemoteRoot,
+    remote_gantry: Option<String>,
+    args: &[String],
+) -> Result<ExitCode> {
+    let opts = ssh_options(remote_gantry, &user_config()?);
+    let status = crate::remote::link::ssh_run(remote, &opts, args)
+        .status()
+        .with_context(|| format!("running {}", opts.ssh[0]))?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(127) => {
+            eprintln!(
+                "{} is not on {}'s PATH; set remote_gantry in the config",
+                opts.remote_gantry, remote.host
+            );
+            ExitCode::from(127)
+        }
+        Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
+}
+
+/// `PATH` as a remote address, when it is one.
+fn remote_of(path: &std::path::Path) -> Result<Option<crate::remote::RemoteRoot>> {
+    Ok(
+        match crate::remote::RootAddress::parse(&path.to_string_lossy())? {
+            crate::remote::RootAddress::Remote(r) => Some(r),
+            crate::remote::RootAddress::Local(_) => None,
+        },
+    )
 }
 
 /// The user's config file, or the defaults; a bad file stops here, naming its line.
@@ -224,6 +288,19 @@ pub enum Command {
     ///
     /// Example: `gantry man > gantry.1 && man -l gantry.1`.
     Man,
+    /// The remote end of `gantry watch --runs HOST:PATH`: the dashboard starts it over ssh;
+    /// it watches the roots and speaks the agent protocol on stdin and stdout.
+    #[command(
+        after_help = "Example (what the dashboard runs; not for typing):\n  ssh gpu1 gantry agent --proto 1 --root runs"
+    )]
+    Agent {
+        /// A run root on this host (repeatable).
+        #[arg(long, required = true)]
+        root: Vec<PathBuf>,
+        /// The protocol the client speaks.
+        #[arg(long)]
+        proto: u32,
+    },
     /// Make synthetic data, train the conv-ae plugin on CPU, and show the result.
     #[command(
         after_help = "Example:\n  gantry demo --no-ui   train and print the result, without the dashboard"
@@ -320,11 +397,11 @@ pub fn run() -> Result<ExitCode> {
     }
     match cli.command {
         None => {
-            ui::run(cli.watch.into_options(&user_config()?)?)?;
+            ui::run(cli.watch.into_options(&user_config()?, cli.remote_gantry)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Watch(args)) => {
-            ui::run(args.into_options(&user_config()?)?)?;
+            ui::run(args.into_options(&user_config()?, cli.remote_gantry.clone())?)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Config { sample }) => {
@@ -410,11 +487,25 @@ pub fn run() -> Result<ExitCode> {
             })?;
             Ok(report_outcome(&outcome))
         }
+        Some(Command::Agent { root, proto }) => {
+            crate::remote::agent::run(root, proto)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Stop {
             run_dir,
             force,
             wait,
         }) => {
+            if let Some(remote) = remote_of(&run_dir)? {
+                let mut args = vec!["stop".to_string(), remote.path.clone()];
+                if force {
+                    args.push("--force".into());
+                }
+                if let Some(w) = wait {
+                    args.extend(["--wait".into(), w.to_string()]);
+                }
+                return on_remote(&remote, cli.remote_gantry.clone(), &args);
+            }
             let sent = crate::control::stop(&run_dir, force)?;
             match sent {
                 crate::control::StopSent::Term { pid } => eprintln!(
@@ -456,6 +547,24 @@ pub fn run() -> Result<ExitCode> {
             allow_insecure_plugins,
             local,
         }) => {
+            if let Some(remote) = remote_of(&run_dir)? {
+                // Detached there: the runner outlives this ssh session.
+                let mut args = vec!["resume".to_string(), remote.path.clone(), "--detach".into()];
+                if let Some(e) = epochs {
+                    args.extend(["--epochs".into(), e.to_string()]);
+                }
+                if let Some(d) = device {
+                    args.extend(["--device".into(), d]);
+                }
+                if local || quiet || allow_insecure_plugins || !plugins.is_empty() {
+                    anyhow::bail!(
+                        "{}: --local, --quiet, --plugins and --allow-insecure-plugins are not \
+                         passed to a remote host; resume there with ssh",
+                        run_dir.display()
+                    );
+                }
+                return on_remote(&remote, cli.remote_gantry.clone(), &args);
+            }
             if detach || (!local && crate::control::slurm::is_slurm_run(&run_dir)) {
                 crate::control::resume_detached(
                     &run_dir,
@@ -528,6 +637,18 @@ pub fn run() -> Result<ExitCode> {
         Some(Command::Runs {
             command: RunsCommand::Ls { runs, json },
         }) => {
+            if let Some(remote) = remote_of(&runs)? {
+                let mut args = vec![
+                    "runs".to_string(),
+                    "ls".into(),
+                    "--runs".into(),
+                    remote.path.clone(),
+                ];
+                if json {
+                    args.push("--json".into());
+                }
+                return on_remote(&remote, cli.remote_gantry.clone(), &args);
+            }
             listing::runs(&runs, json)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -674,7 +795,7 @@ mod tests {
             panic!("not the watch subcommand");
         };
         for w in [plain.watch, sub] {
-            let opts = w.into_options(&UserConfig::default()).unwrap();
+            let opts = w.into_options(&UserConfig::default(), None).unwrap();
             assert_eq!(opts.roots, [PathBuf::from("a"), PathBuf::from("b")]);
             assert_eq!(opts.poll, Some(Duration::from_secs(2)));
             assert_eq!(opts.plugin_dirs, [PathBuf::from("p")]);
@@ -686,7 +807,7 @@ mod tests {
             poll: Some(0.0),
             ..Default::default()
         };
-        let err = bad.into_options(&UserConfig::default()).unwrap_err();
+        let err = bad.into_options(&UserConfig::default(), None).unwrap_err();
         assert!(err.to_string().contains("--poll"));
         // The config file fills in what the flags leave out; flags win.
         let config = UserConfig {
@@ -696,7 +817,7 @@ mod tests {
             mouse: false,
             ..UserConfig::default()
         };
-        let from_config = WatchArgs::default().into_options(&config).unwrap();
+        let from_config = WatchArgs::default().into_options(&config, None).unwrap();
         assert_eq!(from_config.roots, [PathBuf::from("/data/runs")]);
         assert_eq!(from_config.poll, Some(Duration::from_secs(5)));
         assert_eq!(from_config.plugin_dirs, [PathBuf::from("/opt/plugins")]);
@@ -707,7 +828,7 @@ mod tests {
             plugins: vec![PathBuf::from("p")],
             ..WatchArgs::default()
         };
-        let both = flags.into_options(&config).unwrap();
+        let both = flags.into_options(&config, None).unwrap();
         assert_eq!(both.roots, [PathBuf::from("mine")]);
         assert_eq!(both.poll, Some(Duration::from_secs(1)));
         assert_eq!(

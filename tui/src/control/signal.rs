@@ -12,7 +12,7 @@ use crate::runfs::lock::RunLock;
 use crate::runfs::status::hostname;
 
 /// What `stop` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum StopSent {
     /// SIGTERM: the run will end `stopped` after its current step.
     Term { pid: u32 },

@@ -146,7 +146,12 @@ pub fn load(
         script.display(),
         std::env::var_os(SCRIPT_ENV).unwrap_or_default()
     );
-    let bridge = bridge(dirs).map_err(anyhow::Error::msg)?;
+    // The script's own folder first: a folder holding scripts and the bridge works
+    // wherever it is, whether or not it was named on this process's search path (a
+    // `describe` child is started with the script alone).
+    let mut search: Vec<PathBuf> = script.parent().map(Path::to_path_buf).into_iter().collect();
+    search.extend(dirs.iter().cloned());
+    let bridge = bridge(&search).map_err(anyhow::Error::msg)?;
     let plugin = super::private_copy::load(&bridge, allow_insecure)?;
     Ok(plugin.named(script))
 }

@@ -67,6 +67,56 @@ impl RunControl for LocalControl {
     }
 }
 
+/// Runs of remote roots through their host's agent, the rest through [`LocalControl`].
+pub struct RoutedControl<'a> {
+    pub remotes: &'a crate::remote::RemoteRuns,
+}
+
+impl RunControl for RoutedControl<'_> {
+    fn launch(&self, config: &Path, spec: &RunSpec, opts: &LaunchOptions) -> Result<RunFolder> {
+        use crate::remote::protocol::{Outcome, RemoteAction};
+        let Some((link, root)) = self.remotes.locate_root(&opts.runs) else {
+            return LocalControl.launch(config, spec, opts);
+        };
+        let config = ron::ser::to_string_pretty(spec, Default::default())?;
+        match link.act(
+            root,
+            RemoteAction::Launch {
+                config,
+                name: opts.name.clone(),
+            },
+        ) {
+            Ok(Outcome::Launched { run }) => Ok(RunFolder::new(opts.runs.join(run))),
+            Ok(other) => anyhow::bail!("the agent answered {other:?} to a launch"),
+            Err(e) => anyhow::bail!("{}: {e}", link.remote.label()),
+        }
+    }
+
+    fn stop(&self, dir: &Path, force: bool) -> Result<StopSent> {
+        use crate::remote::protocol::{Outcome, RemoteAction};
+        let Some((link, root, run)) = self.remotes.locate(dir) else {
+            return LocalControl.stop(dir, force);
+        };
+        match link.act(root, RemoteAction::Stop { run, force }) {
+            Ok(Outcome::Stopped(sent)) => Ok(sent),
+            Ok(other) => anyhow::bail!("the agent answered {other:?} to a stop"),
+            Err(e) => anyhow::bail!("{}: {e}", link.remote.label()),
+        }
+    }
+
+    fn resume(&self, dir: &Path, opts: &ResumeOptions) -> Result<()> {
+        use crate::remote::protocol::{Outcome, RemoteAction};
+        let Some((link, root, run)) = self.remotes.locate(dir) else {
+            return LocalControl.resume(dir, opts);
+        };
+        match link.act(root, RemoteAction::Resume { run }) {
+            Ok(Outcome::Resumed) => Ok(()),
+            Ok(other) => anyhow::bail!("the agent answered {other:?} to a resume"),
+            Err(e) => anyhow::bail!("{}: {e}", link.remote.label()),
+        }
+    }
+}
+
 /// The Slurm job a launch or resume of the run in `dir` just submitted, if its launcher
 /// is Slurm.
 fn submitted_job(dir: &Path) -> Option<String> {

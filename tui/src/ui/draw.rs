@@ -163,6 +163,17 @@ fn render_footer(frame: &mut Frame, area: Rect, app: &App, store: &RunStore) {
         );
         return;
     }
+    let badges = app.remotes.badges(std::time::Instant::now());
+    if store.root_errors.is_empty() && !badges.is_empty() {
+        frame.render_widget(
+            Line::styled(
+                format!("⚠ {}", escape_controls(&badges.join(" · "))),
+                app.theme.error,
+            ),
+            area,
+        );
+        return;
+    }
     if let Some(e) = store.root_errors.first().or(store.watch_note.as_ref()) {
         frame.render_widget(
             Line::styled(format!("⚠ {}", escape_controls(e)), app.theme.error),

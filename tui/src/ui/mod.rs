@@ -45,7 +45,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 
-use actions::{Action, LaunchContext, LocalControl};
+use actions::{Action, LaunchContext};
 use app::{App, Message};
 use event::{Event, InputGate};
 use store::RunStore;
@@ -62,7 +62,11 @@ pub type Screen = ratatui::Terminal<
 /// How `gantry watch` was asked to run.
 #[derive(Debug, Clone, Default)]
 pub struct WatchOptions {
+    /// Local run roots.
     pub roots: Vec<PathBuf>,
+    /// Run roots on other hosts, followed over ssh into local mirrors.
+    pub remotes: Vec<crate::remote::RemoteRoot>,
+    pub ssh: crate::remote::SshOptions,
     /// Poll the filesystem at this interval instead of inotify (NFS, sshfs).
     pub poll: Option<Duration>,
     /// Run folder (under the first root) to select at start.
@@ -93,11 +97,29 @@ pub fn run(opts: WatchOptions) -> Result<()> {
         *root = std::path::absolute(&*root)
             .with_context(|| format!("resolving run root {}", root.display()))?;
     }
+    let (tx, rx) = mpsc::channel();
+    // Remote roots: each followed by a link into its mirror folder, watched like a local
+    // root. A link redraws the footer when its state changes.
+    let mut links = Vec::new();
+    for remote in &opts.remotes {
+        let mirror = crate::remote::mirror_dir(remote);
+        let redraw = tx.clone();
+        let link = crate::remote::Link::spawn(
+            remote.clone(),
+            mirror.clone(),
+            opts.ssh.clone(),
+            Box::new(move || {
+                let _ = redraw.send(Event::Tick);
+            }),
+        )
+        .with_context(|| format!("mirror folder {} of {remote}", mirror.display()))?;
+        opts.roots.push(mirror);
+        links.push(Arc::new(link));
+    }
     let store = Arc::new(RwLock::new(RunStore::new(opts.roots.clone())));
     // Summaries only (what the runs list shows): the first frame comes at once whatever
     // the run count; the store thread reads the rest, newest first.
     store.write().expect("store lock").scan_summaries();
-    let (tx, rx) = mpsc::channel();
     let _watch = watch::spawn_watcher(&opts.roots, opts.poll, Arc::clone(&store), tx.clone())?;
     let _plugin_watch = spawn_plugin_describer(&opts, tx.clone())?;
     event::spawn_gpu_sampler(tx.clone());
@@ -110,6 +132,7 @@ pub fn run(opts: WatchOptions) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("runs"));
     let mut app = App::new(Theme::from_env_and(&opts.theme), time::now(), hostname());
     app.keymap = opts.keymap.clone();
+    app.remotes = crate::remote::RemoteRuns::new(links);
     app.selected = opts.select.as_ref().map(|id| runs.join(id));
     app.launch = LaunchContext {
         runs,
@@ -231,7 +254,10 @@ fn perform(terminal: &mut Screen, app: &mut App, gate: &InputGate, action: Actio
                 Err(e) => app.message = Some(Message::error(format!("{e:#}"))),
             }
         }
-        other => actions::perform(app, other, &LocalControl),
+        other => {
+            let remotes = app.remotes.clone();
+            actions::perform(app, other, &actions::RoutedControl { remotes: &remotes })
+        }
     }
 }
 

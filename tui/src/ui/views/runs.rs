@@ -72,9 +72,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, store: &RunStore) {
     let offset = window_offset(app.runs_offset.get(), selected, height, visible.len());
     app.runs_offset.set(offset);
     let shown = &visible[offset..visible.len().min(offset + height)];
-    let rows: Vec<Row> = shown.iter().map(|run| row(app, run)).collect();
+    let hosts = app.shows_hosts(store);
+    let rows: Vec<Row> = shown.iter().map(|run| row(app, run, hosts)).collect();
     let selected = selected.map(|s| s - offset);
-    let widths = [
+    let mut widths = vec![
         Constraint::Length(2),
         Constraint::Fill(3),
         Constraint::Fill(1),
@@ -83,8 +84,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, store: &RunStore) {
         Constraint::Length(18),
         Constraint::Length(4),
     ];
-    let header =
-        Row::new(["", "run", "plugin", "data", "progress", "best", "age"]).style(app.theme.title);
+    let mut names = vec!["", "run", "plugin", "data", "progress", "best", "age"];
+    if hosts {
+        widths.insert(2, Constraint::Fill(1));
+        names.insert(2, "host");
+    }
+    let header = Row::new(names).style(app.theme.title);
     let highlight = if app.focus == Focus::Runs {
         app.theme.selected
     } else {
@@ -112,7 +117,7 @@ fn window_offset(previous: usize, selected: Option<usize>, height: usize, len: u
     offset
 }
 
-fn row<'a>(app: &App, run: &'a RunData) -> Row<'a> {
+fn row<'a>(app: &App, run: &'a RunData, hosts: bool) -> Row<'a> {
     let liveness = run.liveness(app.now, &app.host);
     let (glyph, style) = app.theme.state(liveness);
     let marked = app.marked.contains(&run.folder.dir);
@@ -155,7 +160,7 @@ fn row<'a>(app: &App, run: &'a RunData) -> Row<'a> {
     } else {
         "-".into()
     };
-    Row::new(vec![
+    let mut cells = vec![
         Cell::from(Span::styled(glyph, style)),
         Cell::from(name),
         Cell::from(escape_controls(run.plugin())),
@@ -163,8 +168,11 @@ fn row<'a>(app: &App, run: &'a RunData) -> Row<'a> {
         Cell::from(progress),
         Cell::from(escape_controls(&best)),
         Cell::from(age),
-    ])
-    .style(Style::default())
+    ];
+    if hosts {
+        cells.insert(2, Cell::from(escape_controls(&app.host_label(run))));
+    }
+    Row::new(cells).style(Style::default())
 }
 
 /// `val/loss` stays; long tags keep their last part.
