@@ -2,7 +2,9 @@
 //! fixtures made once by PyPI's tensorboardX and tensorboard (`fixtures/tfevents/
 //! make_fixtures.py`, committed with the files), the tailing reader on growing, torn and
 //! damaged files, gantry's writer read back by gantry and, when `GANTRY_TB_PYTHON` names a
-//! python with tensorboard installed, by TensorBoard's own EventAccumulator.
+//! python with tensorboard installed, by TensorBoard's own EventAccumulator; image
+//! summaries from the fixtures and, where a python has torch, tensorboard and Pillow, from
+//! PyTorch's own `add_image`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -132,7 +134,7 @@ fn a_truncated_last_record_waits_then_completes() {
         .into_iter()
         .filter_map(|i| match i {
             EventItem::Scalar(p) => Some(p),
-            EventItem::Restart { .. } => None,
+            EventItem::Restart { .. } | EventItem::Image(_) => None,
         })
         .collect();
     assert_eq!(points, whole);
@@ -433,4 +435,172 @@ fn hostile_bytes_never_panic() {
             Ok(())
         })
         .unwrap();
+}
+
+/// A python that has what `SummaryWriter.add_image` needs (torch, tensorboard, Pillow):
+/// `GANTRY_TORCH_PYTHON`, else the Python plugins' venv (`GANTRY_TEST_VENV`, default
+/// `target/py-venv`) when it has them. `None`, and a note, otherwise.
+fn torch_tensorboard_python() -> Option<PathBuf> {
+    let python = match std::env::var_os("GANTRY_TORCH_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => std::env::var_os("GANTRY_TEST_VENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/py-venv"))
+            .join("bin/python"),
+    };
+    let check = "import PIL, tensorboard; from torch.utils.tensorboard import SummaryWriter";
+    let ok = std::process::Command::new(&python)
+        .args(["-c", check])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!(
+            "skipped: {} lacks torch, tensorboard or Pillow (set GANTRY_TORCH_PYTHON to a \
+             python with all three)",
+            python.display()
+        );
+        return None;
+    }
+    Some(python)
+}
+
+/// PyTorch's own `add_image` and `add_images`, read by gantry as TensorBoard's own
+/// EventAccumulator reads them (the same images, byte for byte), listed as the samples
+/// of a foreign run and decoded to the pixels torch was given.
+#[test]
+fn pytorchs_add_image_reads_as_tensorboard_reads_it_and_shows_as_samples() {
+    let Some(python) = torch_tensorboard_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let logdir = dir.path().join("torch-run");
+    let out = std::process::Command::new(&python)
+        .arg(fixtures().join("write_torch_images.py"))
+        .arg(&logdir)
+        .output()
+        .expect("run the torch python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut theirs: Vec<(String, u64, u64, u64, String)> = theirs
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(tag, images)| {
+            images.as_array().unwrap().iter().map(move |i| {
+                (
+                    tag.clone(),
+                    i[0].as_u64().unwrap(),
+                    i[1].as_u64().unwrap(),
+                    i[2].as_u64().unwrap(),
+                    i[3].as_str().unwrap().to_string(),
+                )
+            })
+        })
+        .collect();
+    theirs.sort();
+    let mut tail = EventFileTail::new();
+    let read = tail.read(&only_file(&logdir)).unwrap();
+    assert_eq!((tail.bad_count, tail.refused_count), (0, 0));
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let mut ours: Vec<(String, u64, u64, u64, String)> = read
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            EventItem::Image(p) => Some((
+                p.tag.clone(),
+                p.step as u64,
+                u64::from(p.width),
+                u64::from(p.height),
+                hex(&p.png),
+            )),
+            _ => None,
+        })
+        .collect();
+    ours.sort();
+    assert_eq!(ours.len(), 9);
+    assert_eq!(
+        ours, theirs,
+        "TensorBoard's EventAccumulator read otherwise"
+    );
+    // The dashboard's store: the samples of a foreign run, by step and tag.
+    let mut store = gantry::ui::store::RunStore::new(vec![dir.path().to_path_buf()]);
+    store.rescan();
+    let run = &store.runs[&logdir];
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    assert_eq!(run.series["loss"].steps, vec![0, 1, 2]);
+    let listed: Vec<(u32, &str)> = run
+        .samples
+        .iter()
+        .map(|s| (s.epoch, s.name.as_str()))
+        .collect();
+    let want: Vec<(u32, &str)> = (0..3)
+        .flat_map(|s| [(s, "batch"), (s, "grey"), (s, "recon/0")])
+        .collect();
+    assert_eq!(listed, want);
+    let pixels = |step: u32, tag: &str| {
+        let sample = run
+            .samples
+            .iter()
+            .find(|s| s.epoch == step && s.name == tag)
+            .unwrap();
+        let img = gantry::ui::views::samples::load(sample).unwrap();
+        let (w, h) = img.dimensions();
+        (w, h, img.get_pixel(0, 0).0, img.get_pixel(w - 1, h - 1).0)
+    };
+    assert_eq!(pixels(0, "recon/0"), (12, 8, [255, 0, 0], [0, 0, 255]));
+    assert_eq!(pixels(1, "recon/0"), (12, 8, [0, 0, 255], [255, 0, 0]));
+    assert_eq!(pixels(2, "grey"), (7, 5, [80; 3], [80; 3]));
+    assert_eq!(pixels(1, "batch").0, 8, "two 4x4 images tiled by torch");
+}
+
+/// The committed fixtures' images: tensorboardX's `add_image` (a 4x4 black RGB image)
+/// and the Keras layout's TF2 image tensors (whose bytes are no real PNG).
+#[test]
+fn the_fixtures_images_are_read() {
+    let mut tail = EventFileTail::new();
+    let read = tail.read(&only_file(&fixtures().join("pytorch"))).unwrap();
+    let images: Vec<&tfevents::ImagePoint> = read
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            EventItem::Image(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(images.len(), 1);
+    assert_eq!(
+        (
+            images[0].tag.as_str(),
+            images[0].step,
+            images[0].width,
+            images[0].height
+        ),
+        ("sample", 9, 4, 4)
+    );
+    let img = image::load_from_memory(&images[0].png).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), (4, 4));
+    assert!(img.pixels().all(|p| p.0 == [0, 0, 0]));
+    let mut tail = EventFileTail::new();
+    let read = tail
+        .read(&only_file(&fixtures().join("keras/validation")))
+        .unwrap();
+    let images: Vec<(&str, i64, u32, u32, &[u8])> = read
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            EventItem::Image(p) => Some((p.tag.as_str(), p.step, p.width, p.height, &p.png[..])),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        images,
+        (0..3)
+            .map(|s| ("epoch_image", s, 1, 1, &b"\x89PNG not really"[..]))
+            .collect::<Vec<_>>()
+    );
 }

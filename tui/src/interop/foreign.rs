@@ -12,13 +12,17 @@
 //! A folder with a `status.ron` or `run.ron` is a gantry run and is never looked into:
 //! gantry's own event file is not shown twice. Hidden folders are skipped, and at most
 //! [`LIST_LIMIT`] entries of any folder are looked at, so a dataset folder under the root
-//! costs a bounded listing. Values come out as [`ScalarRow`]s, the dashboard's currency.
+//! costs a bounded listing. Values come out as [`ScalarRow`]s, the dashboard's currency;
+//! a logdir's image summaries as [`ForeignImage`]s, bounded as
+//! [`tfevents::reader::keep_newest_images`] bounds them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use super::keras_csv::{self, KerasCsvTail};
+use super::tfevents::reader::{KEEP_IMAGE_BYTES, KEEP_IMAGE_STEPS, Shelved, keep_newest_images};
 use super::tfevents::{self, EventFileTail, EventItem};
 use crate::runfs::scalars::ScalarRow;
 use crate::runfs::{RUN_FILE, STATUS_FILE};
@@ -218,12 +222,31 @@ pub enum Change {
     },
 }
 
+/// An image summary of a TensorBoard run (PyTorch's `add_image`, `tf.summary.image`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForeignImage {
+    /// The tag, prefixed by its sub-folder as scalar tags are (`validation/epoch_image`).
+    pub tag: String,
+    pub step: u64,
+    pub wall_time: f64,
+    /// As the summary says (0 where it says nothing).
+    pub width: u32,
+    pub height: u32,
+    /// The encoded image (PNG), shared with the dashboard's sample list.
+    pub png: Arc<[u8]>,
+}
+
 /// What one [`ForeignRun::refresh`] produced.
 #[derive(Debug, Default)]
 pub struct ForeignRead {
     /// Everything held from this run is stale: the changes are its whole content again.
     pub restarted: bool,
     pub changes: Vec<Change>,
+    /// New images, in file order. The restarts among `changes` are already applied to
+    /// them (apply every [`Change::Purge`] to the images held before, then add these),
+    /// and of each tag at most the newest [`KEEP_IMAGE_STEPS`] steps within
+    /// [`KEEP_IMAGE_BYTES`] are here.
+    pub images: Vec<ForeignImage>,
     /// Problems, each naming its file (a damaged record, bad CSV rows).
     pub errors: Vec<String>,
 }
@@ -296,9 +319,12 @@ impl ForeignRun {
         // A file that went away takes its values with it: read everything again.
         let mut restarted = files.keys().any(|k| !listed.iter().any(|(p, _)| p == k));
         let mut out = ForeignRead::default();
+        // Images and restarts in order, thinned after each file.
+        let mut shelf: Vec<Shelf> = Vec::new();
         for pass in 0..2 {
             if restarted {
                 files.clear();
+                shelf.clear();
                 out = ForeignRead {
                     restarted: true,
                     ..ForeignRead::default()
@@ -314,20 +340,46 @@ impl ForeignRun {
                 match tail.read(path) {
                     Ok(read) => {
                         again |= read.restarted;
-                        out.changes
-                            .extend(read.items.into_iter().map(|item| match item {
-                                EventItem::Scalar(p) => Change::Row(ScalarRow {
+                        for item in read.items {
+                            match item {
+                                EventItem::Scalar(p) => out.changes.push(Change::Row(ScalarRow {
                                     wall_time: p.wall_time,
                                     step: p.step.max(0) as u64,
                                     epoch: p.step.clamp(0, i64::from(u32::MAX)) as u32,
                                     tag: format!("{prefix}{}", p.tag),
                                     value: p.value,
-                                }),
-                                EventItem::Restart { step } => Change::Purge {
-                                    prefix: prefix.clone(),
-                                    step: step.max(0) as u64,
-                                },
-                            }));
+                                })),
+                                EventItem::Image(i) => shelf.push(Shelf::Image(ForeignImage {
+                                    tag: format!("{prefix}{}", i.tag),
+                                    step: i.step.max(0) as u64,
+                                    wall_time: i.wall_time,
+                                    width: i.width,
+                                    height: i.height,
+                                    png: i.png.into(),
+                                })),
+                                EventItem::Restart { step } => {
+                                    let step = step.max(0) as u64;
+                                    shelf.push(Shelf::Restart(prefix.clone(), step));
+                                    out.changes.push(Change::Purge {
+                                        prefix: prefix.clone(),
+                                        step,
+                                    });
+                                }
+                            }
+                        }
+                        keep_newest_images(
+                            &mut shelf,
+                            Shelf::shelved,
+                            KEEP_IMAGE_STEPS,
+                            KEEP_IMAGE_BYTES,
+                        );
+                        if let Some((offset, message)) = tail.refused_images.first() {
+                            out.errors.push(format!(
+                                "{}: record at byte {offset}: {message} ({} image(s) left out)",
+                                path.display(),
+                                tail.refused_count
+                            ));
+                        }
                         if let Some(e) = read.stuck {
                             out.errors.push(e.to_string());
                         }
@@ -351,6 +403,13 @@ impl ForeignRun {
             }
             break;
         }
+        out.images = shelf
+            .into_iter()
+            .filter_map(|s| match s {
+                Shelf::Image(i) => Some(i),
+                Shelf::Restart(..) => None,
+            })
+            .collect();
         self.files = files.len();
         let paths: Vec<&PathBuf> = files.keys().collect();
         self.modified = newest_mtime(paths.iter().map(|p| p.as_path()));
@@ -410,6 +469,29 @@ impl ForeignRun {
     }
 }
 
+/// A logdir's images and restarts in file order, while a refresh reads its files.
+enum Shelf {
+    Image(ForeignImage),
+    Restart(String, u64),
+}
+
+impl Shelf {
+    fn shelved(&self) -> Shelved<'_> {
+        let step = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
+        match self {
+            Shelf::Image(i) => Shelved::Image {
+                tag: &i.tag,
+                step: step(i.step),
+                bytes: i.png.len(),
+            },
+            Shelf::Restart(prefix, s) => Shelved::Restart {
+                prefix,
+                step: step(*s),
+            },
+        }
+    }
+}
+
 /// The newest modification time of `paths` in Unix seconds (0 when none reads).
 fn newest_mtime<'a>(paths: impl Iterator<Item = &'a Path>) -> f64 {
     paths
@@ -426,6 +508,69 @@ mod tests {
     fn touch(path: &Path, text: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn logdir_images_come_prefixed_bounded_and_refusals_name_file_and_tag() {
+        use crate::interop::tfevents::EventWriter;
+        let dir = tempfile::tempdir().unwrap();
+        let logdir = dir.path().join("fit");
+        std::fs::create_dir_all(logdir.join("validation")).unwrap();
+        let mut w = EventWriter::create(&logdir.join("validation"), 100.0).unwrap();
+        for step in 0..100 {
+            w.image(100.0, step, "epoch_image", (1, 1, 3), b"png bytes");
+        }
+        w.image(
+            100.0,
+            100,
+            "huge",
+            (1, 1, 3),
+            &vec![0; tfevents::MAX_IMAGE_BYTES + 1],
+        );
+        w.flush().unwrap();
+        let found = discover(dir.path());
+        assert_eq!(found.len(), 1);
+        let mut run = ForeignRun::new(&found[0]);
+        let read = run.refresh();
+        let steps: Vec<u64> = read.images.iter().map(|i| i.step).collect();
+        assert_eq!(
+            steps,
+            (100 - KEEP_IMAGE_STEPS as u64..100).collect::<Vec<_>>()
+        );
+        assert!(
+            read.images
+                .iter()
+                .all(|i| i.tag == "validation/epoch_image")
+        );
+        assert_eq!(&*read.images[0].png, b"png bytes");
+        assert_eq!(read.errors.len(), 1, "{:?}", read.errors);
+        let error = &read.errors[0];
+        assert!(
+            error.contains(&w.path().display().to_string())
+                && error.contains("image \"huge\" at step 100")
+                && error.contains("over the 16 MiB image limit"),
+            "{error}"
+        );
+        // A restart in a later file voids this read's images from its step on, in that
+        // sub-folder only.
+        let mut again = EventWriter::create(&logdir.join("validation"), 200.0).unwrap();
+        again.restart(200.0, 90);
+        again.image(200.0, 90, "epoch_image", (1, 1, 3), b"new");
+        again.flush().unwrap();
+        let mut run = ForeignRun::new(&found[0]);
+        let read = run.refresh();
+        let last: Vec<(u64, &[u8])> = read.images[read.images.len() - 2..]
+            .iter()
+            .map(|i| (i.step, &*i.png))
+            .collect();
+        assert_eq!(last, vec![(89, &b"png bytes"[..]), (90, &b"new"[..])]);
+        assert!(
+            read.changes.contains(&Change::Purge {
+                prefix: "validation/".into(),
+                step: 90
+            }),
+            "the store still hears of the restart"
+        );
     }
 
     #[test]

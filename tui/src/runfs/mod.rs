@@ -250,6 +250,7 @@ impl RunFolder {
                     epoch: epoch.parse().ok()?,
                     name: name.to_string(),
                     path: dir.join(&n),
+                    png: None,
                 })
             })
             .collect();
@@ -276,10 +277,16 @@ pub fn ron_options() -> ron::Options {
 /// A sample image of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SampleFile {
+    /// The epoch; for an image summary of a TensorBoard run, its step (past `u32::MAX`
+    /// read as `u32::MAX`).
     pub epoch: u32,
-    /// `val-reconstruction`, `test-reconstruction`...
+    /// `val-reconstruction`, `test-reconstruction`...; an image summary's tag.
     pub name: String,
+    /// The PNG file; for an image held in memory only a key naming it (no such file).
     pub path: PathBuf,
+    /// The encoded image itself, for one that lives in no file of its own (an image
+    /// summary inside a TensorBoard event file).
+    pub png: Option<std::sync::Arc<[u8]>>,
 }
 
 /// File names in a folder (none if it is missing), skipping hidden temporaries.

@@ -441,19 +441,14 @@ impl App {
         if self.view == View::Samples
             && let Some(epoch) = self.sample_epoch(run)
         {
-            let paths: Vec<PathBuf> = run
-                .samples
-                .iter()
-                .filter(|s| s.epoch == epoch)
-                .map(|s| s.path.clone())
-                .collect();
-            self.image_cache.retain(|p, _| paths.contains(p));
-            for path in paths {
-                self.image_cache.entry(path.clone()).or_insert_with(|| {
-                    image::open(&path)
-                        .map(|i| i.to_rgb8())
-                        .map_err(|e| format!("{}: {e}", path.display()))
-                });
+            let shown: Vec<&crate::runfs::SampleFile> =
+                run.samples.iter().filter(|s| s.epoch == epoch).collect();
+            self.image_cache
+                .retain(|p, _| shown.iter().any(|s| &s.path == p));
+            for sample in shown {
+                self.image_cache
+                    .entry(sample.path.clone())
+                    .or_insert_with(|| super::views::samples::load(sample));
             }
         }
     }

@@ -4,13 +4,15 @@
 //! sample listings re-listed. A file that fails to read marks its run with an error and
 //! nothing else. Runs other programs wrote (TensorBoard logdirs, Keras CSV histories) are
 //! found and followed by [`crate::interop::foreign`]; their values land in the same
-//! [`Series`], so every view shows them as it shows gantry's.
+//! [`Series`], and a logdir's image summaries in the same sample list (held in memory,
+//! the newest steps of each tag), so every view shows them as it shows gantry's.
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 
-use crate::interop::foreign::{self, Change, ForeignRun};
+use crate::interop::foreign::{self, Change, ForeignImage, ForeignRun};
+use crate::interop::tfevents::reader::{KEEP_IMAGE_BYTES, KEEP_IMAGE_STEPS};
 use crate::runfs::confusion::{self, Confusion};
 use crate::runfs::embedding::{self, Point};
 use crate::runfs::scalars::ScalarTail;
@@ -71,6 +73,10 @@ pub struct RunData {
     pub slurm: Option<super::slurm_jobs::SlurmSeen>,
     /// A run another program wrote: what follows its files. `None` for gantry's runs.
     pub foreign: Option<ForeignRun>,
+    /// A foreign run's image summaries by tag and step, the newest of each (tag, step);
+    /// `samples` lists them.
+    images: BTreeMap<String, BTreeMap<u64, ForeignImage>>,
+    image_bytes: usize,
     scalar_tail: ScalarTail,
     system_tail: ScalarTail,
     log_tail: LineTail,
@@ -93,6 +99,8 @@ impl RunData {
             log: VecDeque::new(),
             slurm: None,
             foreign: None,
+            images: BTreeMap::new(),
+            image_bytes: 0,
             scalar_tail: ScalarTail::new(),
             system_tail: ScalarTail::new(),
             log_tail: LineTail::new(),
@@ -179,7 +187,7 @@ impl RunData {
         };
         let points: usize = self.series.values().map(Series::len).sum();
         let last_step = self.series.values().filter_map(|s| s.steps.last()).max();
-        vec![
+        let mut facts = vec![
             ("format", f.kind.label().to_string()),
             ("path", f.path.display().to_string()),
             (
@@ -191,7 +199,19 @@ impl RunData {
                     last_step.map_or("-".into(), |s| s.to_string())
                 ),
             ),
-        ]
+        ];
+        if !self.images.is_empty() {
+            facts.push((
+                "images",
+                format!(
+                    "{} image(s) of {} tag(s), newest {} kept per tag (5 Samples)",
+                    self.samples.len(),
+                    self.images.len(),
+                    KEEP_IMAGE_STEPS
+                ),
+            ));
+        }
+        facts
     }
 
     /// Reads what a foreign run's files gained; see [`RunData::refresh`].
@@ -201,11 +221,12 @@ impl RunData {
         };
         let before = (run.modified, run.files);
         let read = run.refresh();
-        let mut changed = read.restarted || !read.changes.is_empty();
+        let mut changed = read.restarted || !read.changes.is_empty() || !read.images.is_empty();
         changed |= before != (run.modified, run.files);
         if read.restarted {
             self.series.clear();
         }
+        changed |= self.apply_images(&read);
         for change in read.changes {
             match change {
                 Change::Row(row) => {
@@ -230,6 +251,89 @@ impl RunData {
         changed |= read.errors != self.errors;
         self.errors = read.errors;
         changed
+    }
+
+    /// Brings a foreign run's images up to date with one read: its restarts void the
+    /// images held before, its images join (the newest of each (tag, step) wins), then
+    /// the oldest steps go until each tag has at most [`KEEP_IMAGE_STEPS`] and the run at
+    /// most [`KEEP_IMAGE_BYTES`]; `samples` is listed again. Returns whether anything
+    /// moved.
+    fn apply_images(&mut self, read: &foreign::ForeignRead) -> bool {
+        let mut moved = read.restarted && !self.images.is_empty();
+        if read.restarted {
+            self.images.clear();
+        }
+        for change in &read.changes {
+            if let Change::Purge { prefix, step } = change {
+                for (_, steps) in self
+                    .images
+                    .iter_mut()
+                    .filter(|(t, _)| t.starts_with(prefix))
+                {
+                    let gone = steps.split_off(step);
+                    moved |= !gone.is_empty();
+                }
+            }
+        }
+        for image in &read.images {
+            moved = true;
+            self.images
+                .entry(image.tag.clone())
+                .or_default()
+                .insert(image.step, image.clone());
+        }
+        if !moved {
+            return false;
+        }
+        self.images.retain(|_, steps| !steps.is_empty());
+        for steps in self.images.values_mut() {
+            while steps.len() > KEEP_IMAGE_STEPS {
+                steps.pop_first();
+            }
+        }
+        self.image_bytes = self
+            .images
+            .values()
+            .flat_map(|s| s.values())
+            .map(|i| i.png.len())
+            .sum();
+        // Over the byte budget: the oldest step of the tag holding the most goes first,
+        // so every tag keeps its newest image as long as it can.
+        while self.image_bytes > KEEP_IMAGE_BYTES {
+            let Some(steps) = self
+                .images
+                .values_mut()
+                .filter(|s| !s.is_empty())
+                .max_by_key(|s| s.len())
+            else {
+                break;
+            };
+            if let Some((_, gone)) = steps.pop_first() {
+                self.image_bytes -= gone.png.len();
+            }
+        }
+        self.images.retain(|_, steps| !steps.is_empty());
+        let dir = &self.folder.dir;
+        let mut samples: Vec<SampleFile> = self
+            .images
+            .values()
+            .flat_map(|s| s.values())
+            .map(|i| SampleFile {
+                epoch: u32::try_from(i.step).unwrap_or(u32::MAX),
+                name: i.tag.clone(),
+                // A key for the image cache, never opened (appended, not joined: a tag
+                // may start with `/`).
+                path: {
+                    let mut key = dir.clone().into_os_string();
+                    key.push(format!("#image:{}@step-{}", i.tag, i.step));
+                    PathBuf::from(key)
+                },
+                png: Some(i.png.clone()),
+            })
+            .collect();
+        samples.sort_by(|a, b| (a.epoch, &a.name).cmp(&(b.epoch, &b.name)));
+        self.samples = samples;
+        true
     }
 
     /// Reads status.ron and (with `record`) run.ron only: what the runs list shows of a

@@ -37,6 +37,46 @@ fn r_reverses_the_sort_and_says_so() {
     assert!(render(&mut app, &store, 100, 30).contains("sort name "));
 }
 
+/// `S` only ever moves to the next key and `R` only ever flips the direction, so every
+/// one of the eight orders is a known number of presses away: `S` again never reverses.
+#[test]
+fn s_cycles_every_key_and_r_reverses_each_of_them() {
+    let root = root("habits-sort-cycle");
+    let store = store(&root);
+    let mut app = app();
+    let title = |app: &mut super::app::App| {
+        let screen = render(app, &store, 100, 30);
+        let top = screen.lines().next().unwrap_or("").to_string();
+        let start = top.find("sort ").expect("a sort in the title") + 5;
+        top[start..]
+            .split(" ─")
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    assert_eq!(title(&mut app), "age");
+    let mut orders = Vec::new();
+    for want in ["name", "state", "best", "age"] {
+        key(&mut app, &store, KeyCode::Char('S'));
+        assert_eq!(title(&mut app), want, "S moves on, never reverses");
+        let order = listed(&app, &store);
+        key(&mut app, &store, KeyCode::Char('R'));
+        assert_eq!(title(&mut app), format!("{want}, reversed"));
+        let mut reversed = listed(&app, &store);
+        reversed.reverse();
+        assert_eq!(reversed, order, "R reverses {want}");
+        key(&mut app, &store, KeyCode::Char('R'));
+        assert_eq!(listed(&app, &store), order, "R again restores {want}");
+        orders.push(order);
+    }
+    // Name order is the ids' order; the keys give different orders of these runs.
+    let mut ids = orders[0].clone();
+    ids.sort();
+    assert_eq!(orders[0], ids);
+    assert_ne!(orders[0], orders[3], "name is not age");
+}
+
 fn mouse(kind: MouseEventKind, column: u16, row: u16) -> MouseEvent {
     MouseEvent {
         kind,

@@ -1,6 +1,6 @@
 //! TensorBoard event files (`events.out.tfevents.*`): TFRecord framing with masked
-//! CRC-32C ([`record`]), the few protobuf messages scalars need ([`proto`]), a tailing
-//! scalar reader ([`reader`]) and a writer ([`writer`]).
+//! CRC-32C ([`record`]), the few protobuf messages scalars and images need ([`proto`]), a
+//! tailing reader of scalars and image summaries ([`reader`]) and a writer ([`writer`]).
 //!
 //! Written by hand: the crates that read these files (`tfrecord`, `tboard`,
 //! `tensorboard-rs`) are unmaintained, build protobuf code with `prost-build` or the
@@ -17,7 +17,8 @@ pub mod writer;
 use std::path::{Path, PathBuf};
 
 pub use reader::{
-    EventFileTail, EventItem, EventRead, ScalarPoint, read_run_scalars, read_scalars,
+    EventFileTail, EventItem, EventRead, ImagePoint, MAX_IMAGE_BYTES, ScalarPoint,
+    read_run_scalars, read_scalars,
 };
 pub use record::{MAX_RECORD_BYTES, RecordTail};
 pub use writer::EventWriter;

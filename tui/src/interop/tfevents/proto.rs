@@ -1,7 +1,8 @@
 //! The protobuf wire format, by hand, for exactly the TensorBoard messages gantry reads
 //! and writes: `Event`, `Summary`, `Summary.Value`, `SummaryMetadata.PluginData`,
-//! `SessionLog` and the rank-0 `TensorProto` a TF2 scalar is. Unknown fields are skipped,
-//! as protobuf requires, so images, histograms, graphs and fields added by later
+//! `SessionLog`, the rank-0 `TensorProto` a TF2 scalar is, `Summary.Image` (PyTorch's
+//! `add_image`) and the string `TensorProto` of a TF2 image summary. Unknown fields are
+//! skipped, as protobuf requires, so histograms, graphs and fields added by later
 //! TensorFlow versions pass through unread. Decoding borrows from the record and never
 //! allocates more than the record holds; a malformed message is an error, never a panic.
 //!
@@ -184,7 +185,8 @@ fn decode_session_status(buf: &[u8]) -> Result<SessionStatus, ProtoError> {
     Ok(status)
 }
 
-/// One `Summary.Value`: what a scalar reader needs, the tensor left encoded.
+/// One `Summary.Value`: what the reader needs, the tensor and image left encoded (a
+/// damaged image is then its own error, not the whole record's).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SummaryValue<'a> {
     pub tag: String,
@@ -192,6 +194,8 @@ pub struct SummaryValue<'a> {
     /// `metadata.plugin_data.plugin_name`, when the value carries metadata.
     pub plugin_name: Option<String>,
     pub tensor: Option<&'a [u8]>,
+    /// The encoded `Summary.Image` (field 4), as PyTorch's `add_image` writes it.
+    pub image: Option<&'a [u8]>,
 }
 
 /// The values of an encoded `Summary`.
@@ -216,11 +220,12 @@ fn decode_value(buf: &[u8]) -> Result<SummaryValue<'_>, ProtoError> {
         match (field, wire) {
             (1, Wire::Bytes(b)) => value.tag = String::from_utf8_lossy(b).into(),
             (2, Wire::Fixed32(bits)) => value.simple_value = Some(f32::from_bits(bits)),
+            (4, Wire::Bytes(b)) => value.image = Some(b),
             (8, Wire::Bytes(b)) => value.tensor = Some(b),
             (9, Wire::Bytes(b)) => value.plugin_name = decode_plugin_name(b)?,
             (2, w) => return Err(mismatch(M, 2, &w, 5)),
-            (1 | 8 | 9, w) => return Err(mismatch(M, field, &w, 2)),
-            // 3 old-style histogram, 4 image, 5 histo, 6 audio, 7 node_name: not scalars.
+            (1 | 4 | 8 | 9, w) => return Err(mismatch(M, field, &w, 2)),
+            // 3 old-style histogram, 5 histo, 6 audio, 7 node_name: not read.
             _ => {}
         }
     }
@@ -248,6 +253,61 @@ fn decode_plugin_name(buf: &[u8]) -> Result<Option<String>, ProtoError> {
         }
     }
     Ok(name)
+}
+
+/// `Summary.Image`: one encoded image (PNG from PyTorch's and TensorFlow's writers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SummaryImage<'a> {
+    pub height: u32,
+    pub width: u32,
+    /// 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA, 5 digital YUV, 6 BGRA (0 when unset).
+    pub colorspace: u32,
+    /// The PNG (or JPEG) bytes, borrowed from the record.
+    pub encoded: &'a [u8],
+}
+
+/// Decodes a `Summary.Image`. Sizes are read as the int32 they are on the wire; a
+/// negative one reads as 0 (unknown), the image's own header being what a decoder uses.
+pub fn decode_image(buf: &[u8]) -> Result<SummaryImage<'_>, ProtoError> {
+    const M: &str = "Summary.Image";
+    let mut image = SummaryImage::default();
+    let mut fields = Fields::new(buf);
+    let size = |v: u64| u32::try_from(v as i32).unwrap_or(0);
+    while let Some((field, wire)) = fields.next_field()? {
+        match (field, wire) {
+            (1, Wire::Varint(v)) => image.height = size(v),
+            (2, Wire::Varint(v)) => image.width = size(v),
+            (3, Wire::Varint(v)) => image.colorspace = size(v),
+            (4, Wire::Bytes(b)) => image.encoded = b,
+            (1..=3, w) => return Err(mismatch(M, field, &w, 0)),
+            (4, w) => return Err(mismatch(M, 4, &w, 2)),
+            _ => {}
+        }
+    }
+    Ok(image)
+}
+
+/// `DataType` of a string tensor (a TF2 image summary's).
+pub const DT_STRING: u64 = 7;
+
+/// The `string_val`s of a `DT_STRING` tensor, borrowed from the record; `Ok(None)` for a
+/// tensor of another dtype. A TF2 image summary (`tf.summary.image`, the Keras
+/// TensorBoard callback) holds `[width, height, image, image...]`, sizes as ASCII.
+pub fn decode_string_tensor(buf: &[u8]) -> Result<Option<Vec<&[u8]>>, ProtoError> {
+    const M: &str = "TensorProto";
+    let mut dtype = 0;
+    let mut strings = Vec::new();
+    let mut fields = Fields::new(buf);
+    while let Some((field, wire)) = fields.next_field()? {
+        match (field, wire) {
+            (1, Wire::Varint(v)) => dtype = v,
+            (8, Wire::Bytes(b)) => strings.push(b),
+            (1, w) => return Err(mismatch(M, 1, &w, 0)),
+            (8, w) => return Err(mismatch(M, 8, &w, 2)),
+            _ => {}
+        }
+    }
+    Ok((dtype == DT_STRING).then_some(strings))
 }
 
 /// `DataType` values a scalar may have.
@@ -442,8 +502,64 @@ pub fn encode_scalar(wall_time: f64, step: i64, tag: &str, value: f32) -> Vec<u8
     let mut v = Encoder::default();
     v.bytes(1, tag.as_bytes());
     v.float(2, value);
+    summary_event(wall_time, step, &v.buf)
+}
+
+/// An `Event` carrying one image as `Summary.Image`, as PyTorch's `add_image` writes it
+/// (`colorspace` 3 for RGB, 1 for grey).
+pub fn encode_image(wall_time: f64, step: i64, tag: &str, image: &SummaryImage<'_>) -> Vec<u8> {
+    let mut img = Encoder::default();
+    img.uint(1, u64::from(image.height));
+    img.uint(2, u64::from(image.width));
+    img.uint(3, u64::from(image.colorspace));
+    img.bytes(4, image.encoded);
+    let mut v = Encoder::default();
+    v.bytes(1, tag.as_bytes());
+    v.bytes(4, &img.buf);
+    summary_event(wall_time, step, &v.buf)
+}
+
+/// An `Event` carrying images as TF2's `tf.summary.image` writes them: a `DT_STRING`
+/// tensor of shape `[2 + n]` holding `[width, height, png...]`, with the `images` plugin
+/// named in its metadata when `metadata` (TF1's FileWriter writes it on a tag's first
+/// value only).
+pub fn encode_image_tensor(
+    wall_time: f64,
+    step: i64,
+    tag: &str,
+    (width, height): (u32, u32),
+    images: &[&[u8]],
+    metadata: bool,
+) -> Vec<u8> {
+    let mut dim = Encoder::default();
+    dim.uint(1, 2 + images.len() as u64);
+    let mut shape = Encoder::default();
+    shape.bytes(2, &dim.buf);
+    let mut t = Encoder::default();
+    t.uint(1, DT_STRING);
+    t.bytes(2, &shape.buf);
+    t.bytes(8, width.to_string().as_bytes());
+    t.bytes(8, height.to_string().as_bytes());
+    for image in images {
+        t.bytes(8, image);
+    }
+    let mut v = Encoder::default();
+    v.bytes(1, tag.as_bytes());
+    v.bytes(8, &t.buf);
+    if metadata {
+        let mut plugin = Encoder::default();
+        plugin.bytes(1, b"images");
+        let mut meta = Encoder::default();
+        meta.bytes(1, &plugin.buf);
+        v.bytes(9, &meta.buf);
+    }
+    summary_event(wall_time, step, &v.buf)
+}
+
+/// An `Event` at `step` whose `Summary` holds the one encoded `Summary.Value` `value`.
+fn summary_event(wall_time: f64, step: i64, value: &[u8]) -> Vec<u8> {
     let mut summary = Encoder::default();
-    summary.bytes(1, &v.buf);
+    summary.bytes(1, value);
     let mut e = Encoder::default();
     e.double(1, wall_time);
     e.uint(2, step as u64);
@@ -521,6 +637,60 @@ mod tests {
         s.uint(1, 7);
         s.bytes(8, b"png");
         assert_eq!(decode_scalar_tensor(&s.buf), Ok(None));
+    }
+
+    #[test]
+    fn image_summaries_round_trip_both_ways() {
+        let png: &[u8] = b"\x89PNG\r\n\x1a\n fake";
+        let image = SummaryImage {
+            height: 4,
+            width: 6,
+            colorspace: 3,
+            encoded: png,
+        };
+        let bytes = encode_image(1.0, 5, "recon/0", &image);
+        let event = decode_event(&bytes).unwrap();
+        let values = decode_summary(event.summary.unwrap()).unwrap();
+        assert_eq!(values[0].tag, "recon/0");
+        assert_eq!(decode_image(values[0].image.unwrap()), Ok(image));
+        let bytes = encode_image_tensor(2.0, 6, "epoch_image", (6, 4), &[png, b"two"], true);
+        let event = decode_event(&bytes).unwrap();
+        let values = decode_summary(event.summary.unwrap()).unwrap();
+        assert_eq!(values[0].plugin_name.as_deref(), Some("images"));
+        let strings = decode_string_tensor(values[0].tensor.unwrap()).unwrap();
+        assert_eq!(strings, Some(vec![&b"6"[..], b"4", png, b"two"]));
+        // A numeric tensor is no string tensor.
+        let mut t = Encoder::default();
+        t.uint(1, DT_FLOAT);
+        t.bytes(5, &[0, 0, 0x80, 0x3f]);
+        assert_eq!(decode_string_tensor(&t.buf), Ok(None));
+    }
+
+    #[test]
+    fn malformed_images_are_errors() {
+        // encoded_image_string claims 100 bytes and holds 3.
+        assert_eq!(
+            decode_image(&[0x22, 100, 1, 2, 3]),
+            Err(ProtoError::Truncated("length-delimited field"))
+        );
+        // width as bytes
+        assert!(matches!(
+            decode_image(&[0x12, 1, 0]),
+            Err(ProtoError::Mismatch { field: 2, .. })
+        ));
+        // A negative width (an int32 on the wire) reads as unknown.
+        let mut img = Encoder::default();
+        img.uint(2, (-3i64) as u64);
+        assert_eq!(decode_image(&img.buf).unwrap().width, 0);
+        // An image field that is a varint, not a message.
+        assert!(matches!(
+            decode_summary(&[0x0a, 0x02, 0x20, 0x00]),
+            Err(ProtoError::Mismatch { field: 4, .. })
+        ));
+        assert_eq!(
+            decode_string_tensor(&[0x42, 9, 1]),
+            Err(ProtoError::Truncated("length-delimited field"))
+        );
     }
 
     #[test]

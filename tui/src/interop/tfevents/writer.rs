@@ -66,6 +66,34 @@ impl EventWriter {
         );
     }
 
+    /// Queues one encoded image (a PNG of `width` x `height`, `colorspace` 1 grey, 3 RGB,
+    /// 4 RGBA) as a `Summary.Image`, as PyTorch's `add_image` writes it.
+    pub fn image(
+        &mut self,
+        wall_time: f64,
+        step: u64,
+        tag: &str,
+        (width, height, colorspace): (u32, u32, u32),
+        png: &[u8],
+    ) {
+        let step = i64::try_from(step).unwrap_or(i64::MAX);
+        let image = proto::SummaryImage {
+            height,
+            width,
+            colorspace,
+            encoded: png,
+        };
+        frame(
+            &proto::encode_image(wall_time, step, tag, &image),
+            &mut self.queued,
+        );
+    }
+
+    /// Queues an already encoded `Event` (a test's hand-made one, a TF2-style summary).
+    pub fn event(&mut self, event: &[u8]) {
+        frame(event, &mut self.queued);
+    }
+
     /// Queues a `SessionLog START` at `step`: TensorBoard drops what this run logged at
     /// and after `step` before it (a resume or a rollback rewriting those steps).
     pub fn restart(&mut self, wall_time: f64, step: u64) {

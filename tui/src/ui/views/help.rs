@@ -23,8 +23,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("Enter  → l", "focus the view;  Esc ← h: back to the runs"),
     ("/", "filter runs by name, plugin, dataset (regex or text)"),
     ("Space", "mark / unmark the run for comparison"),
-    ("S", "sort runs: age, name, state, best"),
-    ("R", "reverse the sort order"),
+    ("S", "sort runs by the next key: age, name, state, best"),
+    ("R", "reverse the order, whatever the key (S keeps it)"),
     ("mouse", "wheel: scroll;  click: select a run or a view tab"),
     ("", "Runs"),
     ("n", "new run: plugin, data, device, hyper-parameters"),
@@ -51,7 +51,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("v", "bars overlaid or side by side"),
     ("L", "log counts"),
     ("", "Samples"),
-    ("[  ]", "earlier / later epoch;  ↑↓ scroll when focused"),
+    (
+        "[  ]",
+        "earlier / later epoch (step);  ↑↓ scroll when focused",
+    ),
     ("", "Plugins"),
     (
         "Enter  ↑↓",
