@@ -1,6 +1,9 @@
 //! Helpers shared by the end-to-end tests in `tests/tests/`: where the workspace and its
 //! built artifacts are, and the fixture plugins built on demand.
 
+pub mod sshd;
+pub mod tmux;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

@@ -1117,3 +1117,73 @@ fn images_declaring_huge_sizes_are_refused_without_allocating() {
     );
     assert_peak_rss_bounded("images_huge_declared");
 }
+
+/// A valid agent stream (hello, then frames) that the mutations start from.
+fn agent_stream() -> Vec<u8> {
+    use gantry::remote::protocol::{self, ToClient};
+    let mut wire = format!("Welcome\n{}\n", protocol::hello_line("gpu1")).into_bytes();
+    let frames = [
+        ToClient::Open {
+            file: 0,
+            root: 0,
+            path: "run-1/run.ron".into(),
+        },
+        ToClient::Put {
+            file: 0,
+            total: 5,
+            offset: 0,
+            mtime: 1.7e9,
+            bytes: b"(a:1)".to_vec(),
+        },
+        ToClient::Open {
+            file: 1,
+            root: 0,
+            path: "run-1/scalars.csv".into(),
+        },
+        ToClient::Append {
+            file: 1,
+            offset: 0,
+            bytes: b"1,0,1.5,loss,0.2\n".to_vec(),
+        },
+        ToClient::Synced,
+        ToClient::Remove { file: 0 },
+    ];
+    for f in &frames {
+        protocol::write_frame(&mut wire, f).unwrap();
+    }
+    wire
+}
+
+/// The local decoder of a remote agent's stream, as the dashboard runs it: hello, then
+/// frames applied to a mirror. Whatever the remote side sends, it is an error or a file
+/// inside the mirror, never a panic, a hang or a write outside it.
+#[test]
+fn remote_agent_stream() {
+    use gantry::remote::mirror::Mirror;
+    use gantry::remote::protocol::{self, ToClient};
+    let valid = agent_stream();
+    let scratch = Scratch::new();
+    let input =
+        prop_oneof![3 => mutations().prop_map(move |m| mutate(&valid, &m)), 1 => bytes(4096)];
+    fuzz("remote_agent_stream", 3_000, input, |data| {
+        let n = scratch
+            .next
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let top = scratch.dir.path().join(format!("case-{n}"));
+        let inside = top.join("mirror");
+        let mut mirror = Mirror::new(vec![inside.clone()]);
+        let mut reader = std::io::BufReader::new(&data[..]);
+        if protocol::read_hello(&mut reader).is_ok() {
+            while let Ok(Some(frame)) = protocol::read_frame::<ToClient>(&mut reader) {
+                let _ = mirror.apply(&frame);
+            }
+        }
+        if top.exists() {
+            for entry in std::fs::read_dir(&top).unwrap().flatten() {
+                prop_assert_eq!(entry.file_name(), "mirror", "written beside the mirror");
+            }
+            std::fs::remove_dir_all(&top).unwrap();
+        }
+        Ok(())
+    });
+}

@@ -138,7 +138,7 @@ fn on_remote(
         Some(0) => ExitCode::SUCCESS,
         Some(127) => {
             eprintln!(
-                "{} is not on {}'s PATH; set remote_gantry in the config",
+                "{} not found on {}: name it with --remote-gantry PATH or remote_gantry in the config",
                 opts.remote_gantry, remote.host
             );
             ExitCode::from(127)

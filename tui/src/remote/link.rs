@@ -285,6 +285,15 @@ impl Worker {
         (self.changed)();
     }
 
+    /// Keeps a message of the agent's (or about it) for the footer; a few at most.
+    fn notice(&self, message: &str) {
+        let mut state = self.state.lock().expect("link state");
+        let message = crate::text::escape_controls(message);
+        if state.notices.len() < 5 && !state.notices.contains(&message) {
+            state.notices.push(message);
+        }
+    }
+
     fn run(self) {
         let mut attempt = 1u32;
         while !self.stop.load(Ordering::Relaxed) {
@@ -353,8 +362,25 @@ impl Worker {
             Ok(()) => (true, None),
             Err((was_live, e)) => (was_live, e),
         };
-        let _ = child.kill();
-        let status = child.wait().ok();
+        // After the end of its output ssh exits on its own, with the status that says
+        // why; only a connection that is still up (a frame we refused) is killed.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut status = None;
+        while Instant::now() < deadline {
+            match child.try_wait() {
+                Ok(Some(s)) => {
+                    status = Some(s);
+                    break;
+                }
+                Ok(None) if err_is_ours(&err) => break,
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                Err(_) => break,
+            }
+        }
+        if status.is_none() {
+            let _ = child.kill();
+            status = child.wait().ok();
+        }
         let stderr = stderr.join().unwrap_or_default();
         Ended {
             why: describe_end(&self.remote, &self.opts, err, status, &stderr),
@@ -409,12 +435,7 @@ impl Worker {
                     *self.writer.lock().expect("link writer") = Some(tx.clone());
                     self.set(Phase::Live);
                 }
-                ToClient::Notice { message } => {
-                    let mut state = self.state.lock().expect("link state");
-                    if state.notices.len() < 20 {
-                        state.notices.push(crate::text::escape_controls(message));
-                    }
-                }
+                ToClient::Notice { message } => self.notice(message),
                 ToClient::Reply { id, outcome } => {
                     if let Some(tx) = self.pending.lock().expect("pending").remove(id) {
                         let _ = tx.send(outcome.clone());
@@ -424,6 +445,8 @@ impl Worker {
             }
             match mirror.apply(&frame) {
                 Ok(Applied::Changed | Applied::Nothing) => {}
+                // A name the mirror will not write: said, and skipped.
+                Err(e @ mirror::MirrorError::UnsafePath(_)) => self.notice(&e.to_string()),
                 Err(e) => return Err((live, Some(format!("dropped: {e}")))),
             }
             if self.stop.load(Ordering::Relaxed) {
@@ -431,6 +454,11 @@ impl Worker {
             }
         }
     }
+}
+
+/// Whether the session ended on our side (a frame refused): ssh is then killed at once.
+fn err_is_ours(err: &Option<String>) -> bool {
+    err.is_some()
 }
 
 /// Why a connection ended, in the user's terms.
@@ -454,8 +482,8 @@ fn describe_end(
     }
     match status.and_then(|s| s.code()) {
         Some(127) => format!(
-            "{} is not on {}'s PATH (the remote shell said: {last}); point at it with \
-             --remote-gantry PATH or remote_gantry in the config",
+            "{} not found on {} (--remote-gantry PATH or remote_gantry in the config \
+             names it; the remote shell said: {last})",
             opts.remote_gantry, remote.host
         ),
         Some(255) if !last.is_empty() => format!("ssh: {}", last.trim_start_matches("ssh: ")),
@@ -603,7 +631,7 @@ mod tests {
             "bash: line 1: gantry: command not found\n",
         );
         assert!(
-            m.contains("gantry is not on gpu1's PATH") && m.contains("--remote-gantry"),
+            m.contains("gantry not found on gpu1 (--remote-gantry PATH"),
             "{m}"
         );
         let m = describe_end(

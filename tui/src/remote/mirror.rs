@@ -106,6 +106,8 @@ struct Part {
 pub struct Mirror {
     roots: Vec<PathBuf>,
     files: HashMap<u32, PathBuf>,
+    /// Files opened under a path the mirror refuses: their frames are dropped.
+    refused: std::collections::HashSet<u32>,
     parts: HashMap<u32, Part>,
 }
 
@@ -123,6 +125,7 @@ impl Mirror {
         Mirror {
             roots,
             files: HashMap::new(),
+            refused: Default::default(),
             parts: HashMap::new(),
         }
     }
@@ -131,16 +134,32 @@ impl Mirror {
         self.files.get(&file).ok_or(MirrorError::UnknownFile(file))
     }
 
+    /// Applies one frame. A file under an unsafe path is refused once
+    /// ([`MirrorError::UnsafePath`]) and its later frames are dropped: one bad name never
+    /// costs the rest of the host.
     pub fn apply(&mut self, frame: &ToClient) -> Result<Applied, MirrorError> {
+        let file = match frame {
+            ToClient::Put { file, .. }
+            | ToClient::Append { file, .. }
+            | ToClient::Remove { file } => Some(*file),
+            _ => None,
+        };
+        if file.is_some_and(|f| self.refused.contains(&f)) {
+            return Ok(Applied::Nothing);
+        }
         match frame {
             ToClient::Open { file, root, path } => {
                 let top = self
                     .roots
                     .get(usize::from(*root))
                     .ok_or(MirrorError::UnknownRoot(*root))?;
-                let rel = protocol::safe_relative(path)
-                    .ok_or_else(|| MirrorError::UnsafePath(path.clone()))?;
                 self.parts.remove(file);
+                let Some(rel) = protocol::safe_relative(path) else {
+                    self.files.remove(file);
+                    self.refused.insert(*file);
+                    return Err(MirrorError::UnsafePath(path.clone()));
+                };
+                self.refused.remove(file);
                 self.files.insert(*file, top.join(rel));
                 Ok(Applied::Nothing)
             }
@@ -243,8 +262,11 @@ impl Mirror {
             return Ok(Applied::Nothing);
         }
         let part = self.parts.remove(&file).expect("part present");
-        if mtime.is_finite() && mtime > 0.0 {
-            let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(mtime);
+        // Any f64 may arrive: a time that is not one is left as the write's.
+        if let Some(when) = std::time::Duration::try_from_secs_f64(mtime)
+            .ok()
+            .and_then(|d| std::time::UNIX_EPOCH.checked_add(d))
+        {
             let _ = part.file.set_modified(when);
         }
         drop(part.file);
@@ -386,7 +408,10 @@ mod tests {
             .flatten()
             .filter(|e| e.file_name() != "mirror")
             .collect();
-        assert!(beside.is_empty(), "nothing written beside the mirror: {beside:?}");
+        assert!(
+            beside.is_empty(),
+            "nothing written beside the mirror: {beside:?}"
+        );
     }
 
     #[test]

@@ -262,6 +262,8 @@ pub struct App {
     pub pending: Option<Action>,
     /// Where launches go and with which plugin options.
     pub launch: LaunchContext,
+    /// The remote roots followed over ssh: which mirror is whose, and their links.
+    pub remotes: crate::remote::RemoteRuns,
 }
 
 impl App {
@@ -311,7 +313,30 @@ impl App {
             term_sent: BTreeSet::new(),
             pending: None,
             launch: LaunchContext::default(),
+            remotes: Default::default(),
         }
+    }
+
+    /// The host a run is on: a remote root's label, `local` for the rest.
+    pub fn host_label(&self, run: &RunData) -> String {
+        self.remotes
+            .host_of(&run.folder.dir)
+            .unwrap_or_else(|| "local".into())
+    }
+
+    /// Whether the runs list shows a host column: runs of more than one host are shown.
+    pub fn shows_hosts(&self, store: &RunStore) -> bool {
+        if self.remotes.is_empty() {
+            return false;
+        }
+        let mut hosts: Vec<Option<String>> = store
+            .roots
+            .iter()
+            .map(|r| self.remotes.host_of(r))
+            .collect();
+        hosts.sort();
+        hosts.dedup();
+        hosts.len() > 1
     }
 
     /// A new plugin list from the describer; an open form picks it up.
@@ -366,9 +391,13 @@ impl App {
     /// Whether the filter lets `run` into the list.
     fn shows(&self, run: &RunData) -> bool {
         self.filter.text.is_empty()
-            || self
-                .filter
-                .matches(&format!("{} {} {}", run.id(), run.plugin(), run.dataset()))
+            || self.filter.matches(&format!(
+                "{} {} {} {}",
+                run.id(),
+                run.plugin(),
+                run.dataset(),
+                self.host_label(run)
+            ))
     }
 
     /// The selected run, falling back to the first visible one. A look-up, not a sort of
