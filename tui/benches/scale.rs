@@ -3,6 +3,7 @@
 //! scores/, samples/, train.log each), against the same over one run.
 //!
 //! `cargo bench -p gantry --bench scale [-- --runs 10000 --idle 60 --appends 50 --root DIR]`
+//! (`-- --ssh HOST` puts the same N-run root watched as `HOST:ROOT` over ssh beside it)
 //! (`--root` keeps the written runs there for the next time).
 //!
 //! Prints one table: time to the first frame that lists every run with the visible rows'
@@ -26,6 +27,9 @@ struct Args {
     runs: usize,
     idle: u64,
     appends: usize,
+    /// `--ssh HOST`: also watch the N-run root as `HOST:ROOT` over ssh (to localhost;
+    /// `GANTRY_SSH` as the dashboard takes it), in the 1-run column's place.
+    ssh: Option<String>,
 }
 
 fn args() -> Args {
@@ -34,6 +38,7 @@ fn args() -> Args {
         runs: 10_000,
         idle: 60,
         appends: 50,
+        ssh: None,
     };
     let argv: Vec<String> = std::env::args().collect();
     let value = |i: usize| -> u64 {
@@ -47,6 +52,7 @@ fn args() -> Args {
             "--idle" => out.idle = value(i),
             "--appends" => out.appends = value(i) as usize,
             "--root" => out.root = argv.get(i + 1).map(PathBuf::from),
+            "--ssh" => out.ssh = argv.get(i + 1).cloned(),
             _ => {}
         }
     }
@@ -69,13 +75,27 @@ struct Session {
 }
 
 impl Session {
-    fn start(bin: &Path, root: &Path) -> Session {
+    /// The dashboard over `root`; over ssh from `host` when given, with a fresh mirror.
+    fn start(bin: &Path, root: &Path, host: Option<&str>) -> Session {
         let name = format!("gantry-scale-{}", std::process::id());
-        let command = format!(
-            "exec {} watch --runs {}",
-            shell_quote(bin.to_str().unwrap()),
-            shell_quote(root.to_str().unwrap())
-        );
+        let bin_q = shell_quote(bin.to_str().unwrap());
+        let command = match host {
+            None => format!(
+                "exec {bin_q} watch --runs {}",
+                shell_quote(root.to_str().unwrap())
+            ),
+            Some(host) => {
+                let cache =
+                    std::env::temp_dir().join(format!("gantry-scale-cache-{}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&cache);
+                format!(
+                    "exec env XDG_CACHE_HOME={} GANTRY_SSH={} {bin_q} watch --remote-gantry {bin_q} --runs {}",
+                    shell_quote(cache.to_str().unwrap()),
+                    shell_quote(&std::env::var("GANTRY_SSH").unwrap_or_else(|_| "ssh".into())),
+                    shell_quote(&format!("{host}:{}", root.display()))
+                )
+            }
+        };
         let status = Command::new("tmux")
             .args(["new-session", "-d", "-s", &name, "-x", "160", "-y", "48"])
             .arg(command)
@@ -174,8 +194,8 @@ struct Measured {
     latency_p95: Duration,
 }
 
-fn measure(bin: &Path, root: &Path, n: usize, args: &Args) -> Measured {
-    let session = Session::start(bin, root);
+fn measure(bin: &Path, root: &Path, n: usize, args: &Args, host: Option<&str>) -> Measured {
+    let session = Session::start(bin, root, host);
     let header = format!("runs {n}/{n}");
     // The newest run is listed first and selected; its best value must be drawn too.
     let first_frame = session.wait_for("the first frame", Duration::from_secs(60), |s| {
@@ -268,14 +288,20 @@ fn main() {
             eprintln!("wrote {n} runs in {:.1} s", start.elapsed().as_secs_f64());
         }
     }
-    let big = measure(&bin, &many, args.runs, &args);
-    let small = measure(&bin, &one, 1, &args);
+    let big = measure(&bin, &many, args.runs, &args, None);
     let n = args.runs;
+    let (small, second) = match &args.ssh {
+        Some(host) => (
+            measure(&bin, &many, n, &args, Some(host)),
+            format!("{n} over ssh"),
+        ),
+        None => (measure(&bin, &one, 1, &args, None), "1 run".to_string()),
+    };
     println!(
         "{:<44} {:>14} {:>14} {:>12}",
         "gantry watch in tmux 160x48",
         format!("{n} runs"),
-        "1 run",
+        second,
         "target"
     );
     let row = |what: &str, a: String, b: String, target: &str| {

@@ -332,17 +332,18 @@ impl<W: Write> Agent<W> {
             Ok(m) if m.is_dir() => collect(&base, &start, 0, &mut found),
             _ => {}
         }
-        // Within a run folder, run.ron before status.ron before the rest, so the client
-        // never sees a run without its record.
+        // What the runs list shows first: every run's run.ron and status.ron, then the
+        // rest (1,000 runs are listed before their scores and samples arrive); within a
+        // run, run.ron first, so the client never sees a run without its record.
         found.sort_by_key(|(p, _)| {
-            let name = Path::new(p)
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("");
+            let path = Path::new(p);
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let summary =
+                path.components().count() == 2 && (name == "run.ron" || name == "status.ron");
             (
-                Path::new(p).parent().map(Path::to_path_buf),
+                !summary,
+                path.parent().map(Path::to_path_buf),
                 name != "run.ron",
-                name != "status.ron",
                 p.clone(),
             )
         });
