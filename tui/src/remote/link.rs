@@ -319,10 +319,21 @@ impl Worker {
                 next,
                 why: ended.why,
             });
-            // Redraw each second so the countdown moves.
+            // Redraw when the countdown's whole seconds change, not more often: a host
+            // that is down for hours costs one frame a second.
+            let mut shown = u64::MAX;
             while Instant::now() < next && !self.stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(250).min(next - Instant::now().min(next)));
-                (self.changed)();
+                std::thread::sleep(
+                    Duration::from_millis(250).min(next.saturating_duration_since(Instant::now())),
+                );
+                let left = next
+                    .saturating_duration_since(Instant::now())
+                    .as_secs_f64()
+                    .ceil() as u64;
+                if left != shown {
+                    shown = left;
+                    (self.changed)();
+                }
             }
             attempt = attempt.saturating_add(1);
         }
