@@ -189,6 +189,45 @@ fn a_remote_root_is_tailed_live_beside_a_local_one_and_survives_a_killed_ssh() {
         },
     );
     tmux.wait_for("the badge to go", |s| !s.contains("reconnecting"));
+
+    // Sample images stay on the host until the Samples view shows them.
+    let pngs = |root: &Path| -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for run in std::fs::read_dir(root).unwrap().flatten() {
+            if let Ok(files) = std::fs::read_dir(run.path().join("samples")) {
+                out.extend(files.flatten().map(|f| f.path()));
+            }
+        }
+        out
+    };
+    let mirror_root = mirrored(&cache, "ae-running/scalars.csv").unwrap();
+    let mirror_root = mirror_root
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let listed = pngs(&mirror_root);
+    assert!(!listed.is_empty(), "the fixture's sample images are listed");
+    assert!(
+        listed
+            .iter()
+            .all(|p| std::fs::metadata(p).unwrap().len() == 0),
+        "not fetched before they are shown"
+    );
+    tmux.keys(&["5"]);
+    wait_until("a shown image fetched", Duration::from_secs(10), || {
+        pngs(&mirror_root).iter().any(|p| {
+            let rel = p.strip_prefix(&mirror_root).unwrap();
+            std::fs::metadata(p).unwrap().len() > 0
+                && std::fs::read(p).ok() == std::fs::read(remote.join(rel)).ok()
+        })
+    });
+    let (screen, _) = tmux.wait_for("the image drawn", |s| !s.contains("fetching"));
+    assert!(
+        screen.contains("reconstruction") && screen.contains("▀▀▀"),
+        "{screen}"
+    );
     tmux.keys(&["q"]);
     tmux.wait_for("the dashboard to exit", |s| s.contains("EXIT=0"));
 }

@@ -38,6 +38,10 @@ struct Sent {
     size: u64,
     ino: u64,
     mtime: SystemTime,
+    /// [`protocol::tail_hash`] of what the client holds: a file that grew is appended
+    /// to only if its first `size` bytes are still those. The same inode is not enough:
+    /// a file replaced by rename twice can get its old inode number back.
+    tail: u64,
 }
 
 enum Input {
@@ -56,6 +60,8 @@ struct Agent<W: Write> {
     have: HashMap<(u16, String), HaveFile>,
     /// Files already reported as too large.
     noticed: HashSet<(u16, String)>,
+    /// Lazy files the client asked for: sent, and kept up to date, like the rest.
+    fetched: HashSet<(u16, String)>,
     last_write: Instant,
 }
 
@@ -121,6 +127,7 @@ fn serve<W: Write>(
         sent: HashMap::new(),
         have: HashMap::new(),
         noticed: HashSet::new(),
+        fetched: HashSet::new(),
         last_write: Instant::now(),
     };
     // What the client has, up to Start.
@@ -138,6 +145,8 @@ fn serve<W: Write>(
                     outcome: Err("the agent has not started yet".into()),
                 })?;
             }
+            // Nothing has been listed yet.
+            Ok(Input::Client(ToAgent::Fetch { .. })) => {}
             Ok(Input::ClientGone(why)) => return client_gone(why),
             Ok(Input::Fs(_)) => {}
             Err(_) => return Ok(()),
@@ -178,11 +187,7 @@ fn serve<W: Write>(
     loop {
         let wait = HEARTBEAT.min(poll.saturating_sub(last_full.elapsed()));
         match rx.recv_timeout(wait) {
-            Ok(Input::Client(ToAgent::Act { id, root, action })) => {
-                let outcome = agent.act(root, action);
-                agent.send(&ToClient::Reply { id, outcome })?;
-            }
-            Ok(Input::Client(_)) => {}
+            Ok(Input::Client(msg)) => agent.client(msg)?,
             Ok(Input::ClientGone(why)) => return client_gone(why),
             Ok(Input::Fs(FsChange::Rescan)) => {
                 agent.scan_all()?;
@@ -197,11 +202,7 @@ fn serve<W: Write>(
                     match rx.recv_timeout(left) {
                         Ok(Input::Fs(FsChange::Paths(p))) => agent.mark(&p, &mut dirty),
                         Ok(Input::Fs(FsChange::Rescan)) => rescan = true,
-                        Ok(Input::Client(ToAgent::Act { id, root, action })) => {
-                            let outcome = agent.act(root, action);
-                            agent.send(&ToClient::Reply { id, outcome })?;
-                        }
-                        Ok(Input::Client(_)) => {}
+                        Ok(Input::Client(msg)) => agent.client(msg)?,
                         Ok(Input::ClientGone(why)) => return client_gone(why),
                         Err(_) => break,
                     }
@@ -267,6 +268,36 @@ fn inode(meta: &std::fs::Metadata) -> u64 {
 }
 
 impl<W: Write> Agent<W> {
+    /// A request of the client's once the agent has started.
+    fn client(&mut self, msg: ToAgent) -> Result<()> {
+        match msg {
+            ToAgent::Act { id, root, action } => {
+                let outcome = self.act(root, action);
+                self.send(&ToClient::Reply { id, outcome })
+            }
+            ToAgent::Fetch { root, path } => self.fetch(root, &path),
+            ToAgent::Have { .. } | ToAgent::Start => Ok(()),
+        }
+    }
+
+    /// Sends a listed file whole, now and whenever it changes.
+    fn fetch(&mut self, root: u16, path: &str) -> Result<()> {
+        let Some(base) = self.roots.get(usize::from(root)).cloned() else {
+            return Ok(());
+        };
+        if protocol::safe_relative(path).is_none() || !protocol::is_lazy(path) {
+            return Ok(());
+        }
+        let key = (root, path.to_string());
+        self.fetched.insert(key.clone());
+        self.sent.remove(&key);
+        let full = base.join(path);
+        match std::fs::symlink_metadata(&full) {
+            Ok(meta) if meta.is_file() => self.sync_file(root, path, &full, &meta),
+            _ => Ok(()),
+        }
+    }
+
     fn send(&mut self, msg: &ToClient) -> Result<()> {
         protocol::write_frame(&mut self.out, msg).context("writing to the client")?;
         self.last_write = Instant::now();
@@ -394,9 +425,18 @@ impl<W: Write> Agent<W> {
             }
             return Ok(());
         }
+        if protocol::is_lazy(rel) && !self.fetched.contains(&key) {
+            return self.list(root, rel, key, path, (size, ino, mtime));
+        }
         let from = match self.sent.get(&key) {
             Some(s) if s.ino == ino && s.size == size && s.mtime == mtime => return Ok(()),
-            Some(s) if s.ino == ino && s.size < size => Some(s.size),
+            Some(s)
+                if s.ino == ino
+                    && s.size < size
+                    && protocol::file_tail_hash(path, s.size).ok() == Some(s.tail) =>
+            {
+                Some(s.size)
+            }
             Some(_) => None,
             None => match self.have.remove(&key) {
                 Some(h)
@@ -413,7 +453,7 @@ impl<W: Write> Agent<W> {
             Some(offset) => self.append(id, path, offset, size)?,
             None => self.put(id, path, size, mtime)?,
         };
-        if let Some(size) = sent {
+        if let Some((size, tail)) = sent {
             self.sent.insert(
                 key,
                 Sent {
@@ -421,14 +461,83 @@ impl<W: Write> Agent<W> {
                     size,
                     ino,
                     mtime,
+                    tail,
                 },
             );
         }
         Ok(())
     }
 
-    /// Sends bytes `offset..size` as appends; the size reached, `None` if unreadable.
-    fn append(&mut self, id: u32, path: &Path, offset: u64, size: u64) -> Result<Option<u64>> {
+    /// Announces a lazy file (its size and time, not its bytes), unless the client holds
+    /// it whole already (fetched over an earlier connection).
+    fn list(
+        &mut self,
+        root: u16,
+        rel: &str,
+        key: (u16, String),
+        path: &Path,
+        (size, ino, mtime): (u64, u64, SystemTime),
+    ) -> Result<()> {
+        if let Some(h) = self.have.remove(&key)
+            && h.size == size
+            && size > 0
+            && protocol::file_tail_hash(path, size).ok() == Some(h.tail_hash)
+        {
+            self.fetched.insert(key.clone());
+            let id = self.open(root, rel)?;
+            self.sent.insert(
+                key,
+                Sent {
+                    id,
+                    size,
+                    ino,
+                    mtime,
+                    tail: h.tail_hash,
+                },
+            );
+            return Ok(());
+        }
+        if self
+            .sent
+            .get(&key)
+            .is_some_and(|s| s.ino == ino && s.size == size && s.mtime == mtime)
+        {
+            return Ok(());
+        }
+        let id = self.open(root, rel)?;
+        let secs = mtime
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        self.send(&ToClient::Listed {
+            file: id,
+            total: size,
+            mtime: secs,
+        })?;
+        // The client holds an empty stand-in: never appended to (lazy files are sent
+        // whole once fetched).
+        self.sent.insert(
+            key,
+            Sent {
+                id,
+                size,
+                ino,
+                mtime,
+                tail: protocol::tail_hash(b""),
+            },
+        );
+        Ok(())
+    }
+
+    /// Sends bytes `offset..size` as appends; the size reached and its tail hash, `None`
+    /// if unreadable.
+    fn append(
+        &mut self,
+        id: u32,
+        path: &Path,
+        offset: u64,
+        size: u64,
+    ) -> Result<Option<(u64, u64)>> {
         let Ok(mut file) = std::fs::File::open(path) else {
             return Ok(None);
         };
@@ -450,11 +559,20 @@ impl<W: Write> Agent<W> {
             })?;
             at += n as u64;
         }
-        Ok(Some(at))
+        Ok(protocol::file_tail_hash(path, at)
+            .ok()
+            .map(|tail| (at, tail)))
     }
 
-    /// Sends the whole file in chunks; the size sent, `None` if unreadable.
-    fn put(&mut self, id: u32, path: &Path, size: u64, mtime: SystemTime) -> Result<Option<u64>> {
+    /// Sends the whole file in chunks; the size sent and its tail hash, `None` if
+    /// unreadable.
+    fn put(
+        &mut self,
+        id: u32,
+        path: &Path,
+        size: u64,
+        mtime: SystemTime,
+    ) -> Result<Option<(u64, u64)>> {
         let Ok(data) = std::fs::File::open(path).and_then(|f| {
             let mut data = Vec::with_capacity(size as usize);
             f.take(size).read_to_end(&mut data)?;
@@ -485,7 +603,7 @@ impl<W: Write> Agent<W> {
                 bytes: chunk.to_vec(),
             })?;
         }
-        Ok(Some(total))
+        Ok(Some((total, protocol::tail_hash(&data))))
     }
 
     /// Carries out an action on a run of root `root`; only folders directly under the
@@ -728,6 +846,86 @@ mod tests {
     }
 
     #[test]
+    fn a_file_rewritten_longer_in_place_is_sent_whole_not_appended() {
+        // What a rename over the file does when the kernel hands back an inode number:
+        // same inode, longer, different first bytes.
+        let remote = tempfile::tempdir().unwrap();
+        let local = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(remote.path().join("r")).unwrap();
+        let status = remote.path().join("r/status.ron");
+        std::fs::write(&status, "(state: running, step: 9)").unwrap();
+        let mut mirror = Mirror::new(vec![local.path().to_path_buf()]);
+        let mut h = Harness::start(remote.path(), mirror::inventory(local.path()));
+        h.pump(&mut mirror, |f| *f == ToClient::Synced);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&status)
+            .unwrap()
+            .write_all(b"(state: stopped, step: 10)")
+            .unwrap();
+        let got = h.pump(&mut mirror, |f| {
+            matches!(f, ToClient::Put { .. } | ToClient::Append { .. })
+        });
+        assert!(matches!(got.last(), Some(ToClient::Put { .. })), "{got:?}");
+        assert_eq!(
+            std::fs::read(local.path().join("r/status.ron")).unwrap(),
+            b"(state: stopped, step: 10)"
+        );
+        h.to_agent.send(Input::ClientGone(None)).unwrap();
+    }
+
+    #[test]
+    fn sample_images_are_listed_and_sent_when_asked_for() {
+        let remote = tempfile::tempdir().unwrap();
+        let local = tempfile::tempdir().unwrap();
+        let samples = remote.path().join("run-1/samples");
+        std::fs::create_dir_all(&samples).unwrap();
+        std::fs::write(remote.path().join("run-1/run.ron"), "(record)").unwrap();
+        std::fs::write(samples.join("epoch-0001-recon.png"), b"png bytes").unwrap();
+        let placeholders = crate::remote::mirror::Placeholders::default();
+        let mut mirror =
+            Mirror::with_placeholders(vec![local.path().to_path_buf()], placeholders.clone());
+        let mut h = Harness::start(remote.path(), mirror::inventory(local.path()));
+        let got = h.pump(&mut mirror, |f| *f == ToClient::Synced);
+        assert!(
+            got.iter()
+                .any(|f| matches!(f, ToClient::Listed { total: 9, .. })),
+            "{got:?}"
+        );
+        let shown = local.path().join("run-1/samples/epoch-0001-recon.png");
+        assert_eq!(
+            std::fs::read(&shown).unwrap(),
+            b"",
+            "a stand-in until asked for"
+        );
+        assert!(placeholders.lock().unwrap().contains(&shown));
+
+        h.to_agent
+            .send(Input::Client(ToAgent::Fetch {
+                root: 0,
+                path: "run-1/samples/epoch-0001-recon.png".into(),
+            }))
+            .unwrap();
+        h.pump(&mut mirror, |f| matches!(f, ToClient::Put { .. }));
+        assert_eq!(std::fs::read(&shown).unwrap(), b"png bytes");
+        assert!(placeholders.lock().unwrap().is_empty());
+        h.to_agent.send(Input::ClientGone(None)).unwrap();
+
+        // Reconnected: what was fetched is not listed again, nor sent again.
+        let mut mirror = Mirror::new(vec![local.path().to_path_buf()]);
+        let mut h = Harness::start(remote.path(), mirror::inventory(local.path()));
+        let got = h.pump(&mut mirror, |f| *f == ToClient::Synced);
+        assert!(
+            !got.iter()
+                .any(|f| matches!(f, ToClient::Listed { .. } | ToClient::Put { .. })),
+            "{got:?}"
+        );
+        assert_eq!(std::fs::read(&shown).unwrap(), b"png bytes");
+        h.to_agent.send(Input::ClientGone(None)).unwrap();
+    }
+
+    #[test]
     fn actions_stay_inside_the_roots() {
         let remote = tempfile::tempdir().unwrap();
         let mut agent = Agent {
@@ -737,6 +935,7 @@ mod tests {
             sent: HashMap::new(),
             have: HashMap::new(),
             noticed: HashSet::new(),
+            fetched: HashSet::new(),
             last_write: Instant::now(),
         };
         for run in ["../etc", "/tmp", "a/b", ""] {

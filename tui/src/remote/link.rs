@@ -111,6 +111,9 @@ pub struct Link {
     next_id: AtomicU64,
     /// Bytes received from ssh, all connections together.
     pub bytes_in: Arc<AtomicU64>,
+    /// The mirror's stand-ins for listed files (sample images), and those asked for.
+    placeholders: mirror::Placeholders,
+    requested: Arc<Mutex<std::collections::HashSet<PathBuf>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -145,6 +148,8 @@ impl Link {
             pending: Arc::new(Mutex::new(HashMap::new())),
             next_id: AtomicU64::new(1),
             bytes_in: Arc::new(AtomicU64::new(0)),
+            placeholders: Default::default(),
+            requested: Default::default(),
             stop: Arc::new(AtomicBool::new(false)),
         };
         let worker = Worker {
@@ -155,6 +160,8 @@ impl Link {
             writer: Arc::clone(&link.writer),
             pending: Arc::clone(&link.pending),
             bytes_in: Arc::clone(&link.bytes_in),
+            placeholders: Arc::clone(&link.placeholders),
+            requested: Arc::clone(&link.requested),
             stop: Arc::clone(&link.stop),
             changed,
         };
@@ -162,6 +169,40 @@ impl Link {
             .name(format!("link {}", link.remote.label()))
             .spawn(move || worker.run())?;
         Ok(link)
+    }
+
+    /// Whether `path` (under this link's mirror) is a listed file not yet fetched.
+    pub fn is_placeholder(&self, path: &std::path::Path) -> bool {
+        self.placeholders
+            .lock()
+            .expect("placeholders")
+            .contains(path)
+    }
+
+    /// Asks the agent for a listed file, once per connection; it arrives as a change of
+    /// the mirror. Nothing happens while the link is down (the next connection lists it
+    /// again).
+    pub fn fetch(&self, path: &std::path::Path) {
+        let Some((root, rel)) =
+            self.mirrors.iter().enumerate().find_map(|(i, m)| {
+                Some((i as u16, path.strip_prefix(m).ok()?.to_str()?.to_string()))
+            })
+        else {
+            return;
+        };
+        if !self
+            .requested
+            .lock()
+            .expect("requested")
+            .insert(path.to_path_buf())
+        {
+            return;
+        }
+        let sender = self.writer.lock().expect("link writer").clone();
+        let sent = sender.is_some_and(|s| s.send(ToAgent::Fetch { root, path: rel }).is_ok());
+        if !sent {
+            self.requested.lock().expect("requested").remove(path);
+        }
     }
 
     /// Asks the agent to carry out `action` on root `root` and waits for its answer.
@@ -198,6 +239,8 @@ struct Worker {
     writer: Arc<Mutex<Option<mpsc::Sender<ToAgent>>>>,
     pending: Pending,
     bytes_in: Arc<AtomicU64>,
+    placeholders: mirror::Placeholders,
+    requested: Arc<Mutex<std::collections::HashSet<PathBuf>>>,
     stop: Arc<AtomicBool>,
     changed: Box<dyn Fn() + Send>,
 }
@@ -300,6 +343,7 @@ impl Worker {
             self.set(Phase::Connecting { attempt });
             let ended = self.connect();
             *self.writer.lock().expect("link writer") = None;
+            self.requested.lock().expect("requested").clear();
             for (_, tx) in self.pending.lock().expect("pending").drain() {
                 let _ = tx.send(Err(format!(
                     "{}: the connection dropped",
@@ -432,7 +476,8 @@ impl Worker {
                 }
             })
             .map_err(|e| (false, Some(e.to_string())))?;
-        let mut mirror = Mirror::new(self.mirrors.clone());
+        let mut mirror =
+            Mirror::with_placeholders(self.mirrors.clone(), Arc::clone(&self.placeholders));
         let mut live = false;
         loop {
             let frame = match protocol::read_frame::<ToClient>(reader) {

@@ -95,6 +95,10 @@ fn walk(top: &Path, dir: &Path, out: &mut Vec<HaveFile>) {
     }
 }
 
+/// The mirror's stand-ins for listed files, shared with the dashboard (which asks for
+/// them when it shows them).
+pub type Placeholders = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>;
+
 /// A file being received whole.
 struct Part {
     tmp: PathBuf,
@@ -105,6 +109,8 @@ struct Part {
 /// Applies frames to the mirror folders of one link's roots.
 pub struct Mirror {
     roots: Vec<PathBuf>,
+    /// Files the agent listed but has not sent: empty stand-ins on disk until fetched.
+    placeholders: Placeholders,
     files: HashMap<u32, PathBuf>,
     /// Files opened under a path the mirror refuses: their frames are dropped.
     refused: std::collections::HashSet<u32>,
@@ -122,8 +128,14 @@ pub enum Applied {
 
 impl Mirror {
     pub fn new(roots: Vec<PathBuf>) -> Mirror {
+        Mirror::with_placeholders(roots, Placeholders::default())
+    }
+
+    /// A mirror that records its stand-ins in `placeholders`.
+    pub fn with_placeholders(roots: Vec<PathBuf>, placeholders: Placeholders) -> Mirror {
         Mirror {
             roots,
+            placeholders,
             files: HashMap::new(),
             refused: Default::default(),
             parts: HashMap::new(),
@@ -141,7 +153,8 @@ impl Mirror {
         let file = match frame {
             ToClient::Put { file, .. }
             | ToClient::Append { file, .. }
-            | ToClient::Remove { file } => Some(*file),
+            | ToClient::Remove { file }
+            | ToClient::Listed { file, .. } => Some(*file),
             _ => None,
         };
         if file.is_some_and(|f| self.refused.contains(&f)) {
@@ -209,7 +222,25 @@ impl Mirror {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(io_err(&path)(e)),
                 }
+                self.placeholders
+                    .lock()
+                    .expect("placeholders")
+                    .remove(&path);
                 self.prune(&path);
+                Ok(Applied::Changed)
+            }
+            ToClient::Listed { file, mtime, .. } => {
+                let path = self.path(*file)?.clone();
+                self.parts.remove(file);
+                let tmp = part_path(&path);
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+                }
+                let f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+                set_mtime(&f, *mtime);
+                drop(f);
+                std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+                self.placeholders.lock().expect("placeholders").insert(path);
                 Ok(Applied::Changed)
             }
             ToClient::Synced
@@ -234,8 +265,7 @@ impl Mirror {
         if offset == 0 {
             let dir = path.parent().unwrap_or(Path::new("."));
             std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            let tmp = dir.join(format!(".{name}{PART_SUFFIX}"));
+            let tmp = part_path(&path);
             let f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
             self.parts.insert(
                 file,
@@ -262,15 +292,13 @@ impl Mirror {
             return Ok(Applied::Nothing);
         }
         let part = self.parts.remove(&file).expect("part present");
-        // Any f64 may arrive: a time that is not one is left as the write's.
-        if let Some(when) = std::time::Duration::try_from_secs_f64(mtime)
-            .ok()
-            .and_then(|d| std::time::UNIX_EPOCH.checked_add(d))
-        {
-            let _ = part.file.set_modified(when);
-        }
+        set_mtime(&part.file, mtime);
         drop(part.file);
         std::fs::rename(&part.tmp, &path).map_err(io_err(&path))?;
+        self.placeholders
+            .lock()
+            .expect("placeholders")
+            .remove(&path);
         Ok(Applied::Changed)
     }
 
@@ -286,6 +314,23 @@ impl Mirror {
             }
             dir = d.parent();
         }
+    }
+}
+
+/// Where a file is written before it is renamed into place.
+fn part_path(path: &Path) -> PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!(".{name}{PART_SUFFIX}"))
+}
+
+/// Gives a file the remote side's modification time; any f64 may arrive, and one that is
+/// not a time leaves the write's own.
+fn set_mtime(file: &std::fs::File, mtime: f64) {
+    if let Some(when) = std::time::Duration::try_from_secs_f64(mtime)
+        .ok()
+        .and_then(|d| std::time::UNIX_EPOCH.checked_add(d))
+    {
+        let _ = file.set_modified(when);
     }
 }
 

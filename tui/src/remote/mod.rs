@@ -100,6 +100,22 @@ impl RemoteRuns {
         })
     }
 
+    /// Whether `path` is a remote file listed but not fetched (an empty stand-in).
+    pub fn is_placeholder(&self, path: &Path) -> bool {
+        self.links.iter().any(|l| l.is_placeholder(path))
+    }
+
+    /// Asks the host of `path` for it (see [`Link::fetch`]).
+    pub fn fetch(&self, path: &Path) {
+        if let Some(link) = self
+            .links
+            .iter()
+            .find(|l| l.mirrors.iter().any(|m| path.starts_with(m)))
+        {
+            link.fetch(path);
+        }
+    }
+
     /// The host label of a path under a mirror; `None` for a local path.
     pub fn host_of(&self, path: &Path) -> Option<String> {
         self.links

@@ -66,6 +66,9 @@ pub enum ToClient {
         id: u32,
         outcome: Result<Outcome, String>,
     },
+    /// `file` exists on the host (`total` bytes, modified at `mtime`) and is sent only
+    /// when asked for ([`ToAgent::Fetch`]): sample images, fetched when they are shown.
+    Listed { file: u32, total: u64, mtime: f64 },
 }
 
 /// What the client sends.
@@ -81,6 +84,8 @@ pub enum ToAgent {
         root: u16,
         action: RemoteAction,
     },
+    /// Send this [`ToClient::Listed`] file now, and its changes from now on.
+    Fetch { root: u16, path: String },
 }
 
 /// One file of the client's mirror: its length and a hash of its last bytes, enough for
@@ -104,6 +109,15 @@ pub enum RemoteAction {
         config: String,
         name: Option<String>,
     },
+}
+
+/// Whether the agent lists `path` (relative to its root) instead of sending it: the
+/// files of a `samples/` folder, which only the Samples view reads.
+pub fn is_lazy(path: &str) -> bool {
+    Path::new(path)
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|d| d == "samples")
 }
 
 /// What an action did on the remote host.

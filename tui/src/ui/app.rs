@@ -475,6 +475,13 @@ impl App {
             self.image_cache
                 .retain(|p, _| shown.iter().any(|s| &s.path == p));
             for sample in shown {
+                // A remote host's image is fetched when first shown; until it arrives
+                // the view says so.
+                if self.remotes.is_placeholder(&sample.path) {
+                    self.image_cache.remove(&sample.path);
+                    self.remotes.fetch(&sample.path);
+                    continue;
+                }
                 self.image_cache
                     .entry(sample.path.clone())
                     .or_insert_with(|| super::views::samples::load(sample));

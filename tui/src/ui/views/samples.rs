@@ -109,7 +109,16 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, run: &RunData) {
                 }
                 y += 2;
             }
-            None => y += 1,
+            None => {
+                // Not read yet: a remote host's image on its way.
+                if y >= area.y as i32 && (y as u16) < area.bottom() {
+                    frame.render_widget(
+                        Line::styled("… fetching", app.theme.dim),
+                        Rect::new(area.x, y as u16, area.width, 1),
+                    );
+                }
+                y += 2;
+            }
         }
     }
 }
