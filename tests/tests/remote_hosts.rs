@@ -384,3 +384,110 @@ fn a_remote_run_stops_and_resumes_and_outlives_the_dashboard() {
         "{listed}"
     );
 }
+
+/// A Slurm run on a remote login node, stopped and resubmitted from the dashboard: the
+/// agent's stop is `scancel` there and its resume a new `sbatch`. Needs the one-node
+/// cluster of `.ci/slurm-up` (`GANTRY_SLURM=1`) besides sshd and tmux.
+#[test]
+fn a_remote_slurm_run_is_cancelled_and_resubmitted_from_the_dashboard() {
+    if std::env::var("GANTRY_SLURM").map_or(true, |v| v != "1") {
+        eprintln!("skipped: set GANTRY_SLURM=1 with a Slurm cluster up (.ci/slurm-up)");
+        return;
+    }
+    let Some(sshd) = Sshd::start() else { return };
+    if !have_tmux() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let remote = dir.path().join("runs");
+    let cfg = dir.path().join("cfg.ron");
+    let launcher = "device: \"cpu\",\n    launcher: Slurm(partition: Some(\"debug\"), time: Some(\"00:20:00\")),";
+    let text = small_config(shared_synth(96, 16, 0), 5000).replace("device: \"cpu\",", launcher);
+    std::fs::write(&cfg, text).unwrap();
+    let plugins = plugin_dir();
+    let env: [(&str, &Path); 0] = [];
+    let (code, _, err) = gantry_with_env(
+        &[
+            "train",
+            cfg.to_str().unwrap(),
+            "--runs",
+            remote.to_str().unwrap(),
+            "--name",
+            "job",
+            "--plugins",
+            plugins.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+    let run = remote.join("job");
+    let job = |run: &Path| {
+        gantry::runfs::RunFolder::new(run)
+            .read_status()
+            .ok()
+            .and_then(|s| s.slurm_job)
+    };
+    let first = job(&run).expect("a Slurm job id");
+    // The one-node cluster must be free for the next test, whatever happens here.
+    struct Cancel(PathBuf);
+    impl Drop for Cancel {
+        fn drop(&mut self) {
+            if let Some(j) = gantry::runfs::RunFolder::new(&self.0)
+                .read_status()
+                .ok()
+                .and_then(|s| s.slurm_job)
+            {
+                let _ = std::process::Command::new("scancel").arg(j).status();
+            }
+        }
+    }
+    let _cancel = Cancel(run.clone());
+    let tmux = dashboard(
+        &sshd,
+        &dir.path().join("cache"),
+        &[format!("{HOST}:{}", remote.display())],
+        &wrapper(dir.path()),
+        None,
+    );
+    tmux.wait_within("the running Slurm run", Duration::from_secs(120), |s| {
+        s.contains("▶  job")
+    });
+    tmux.keys(&["x"]);
+    tmux.wait_for("the stop confirmation", |s| {
+        s.contains(&format!("Stop run job (Slurm job {first})?"))
+    });
+    tmux.keys(&["y"]);
+    let (screen, _) = tmux.wait_within("the cancelled run", Duration::from_secs(150), |s| {
+        s.contains("■  job")
+    });
+    assert!(screen.contains(&format!("scancel {first}")), "{screen}");
+    // Slurm may still be ending the cancelled job ("still ending (COMPLETING)"): the
+    // dashboard says so and r is pressed again, as a person would.
+    let start = Instant::now();
+    let second = loop {
+        tmux.keys(&["r"]);
+        tmux.wait_for("the resume confirmation", |s| s.contains("Resume run job?"));
+        tmux.keys(&["y"]);
+        let asked = Instant::now();
+        let mut new_job = None;
+        while asked.elapsed() < Duration::from_secs(5) {
+            if let Some(j) = job(&run).filter(|j| *j != first) {
+                new_job = Some(j);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if let Some(j) = new_job {
+            break j;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "no new job:\n{}",
+            tmux.screen()
+        );
+    };
+    tmux.wait_within("the resubmitted run", Duration::from_secs(120), |s| {
+        s.contains("▶  job")
+    });
+    eprintln!("Slurm job {first} cancelled and resubmitted as {second} through the agent");
+}
