@@ -215,6 +215,13 @@ fn a_remote_root_is_tailed_live_beside_a_local_one_and_survives_a_killed_ssh() {
             .all(|p| std::fs::metadata(p).unwrap().len() == 0),
         "not fetched before they are shown"
     );
+    // A finished run: nothing else on screen changes while its images arrive.
+    tmux.keys(&["/"]);
+    for c in "ae-finished".chars() {
+        tmux.keys(&[&c.to_string()]);
+    }
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the finished run alone", |s| s.contains("runs 1/6"));
     tmux.keys(&["5"]);
     wait_until("a shown image fetched", Duration::from_secs(10), || {
         pngs(&mirror_root).iter().any(|p| {

@@ -499,7 +499,14 @@ impl Worker {
                 }
                 _ => {}
             }
-            match mirror.apply(&frame) {
+            let waiting = self.placeholders.lock().expect("placeholders").len();
+            let applied = mirror.apply(&frame);
+            // An image the Samples view asked for arrived: its name did not change, so
+            // the store sees nothing new; the view must be drawn again to read it.
+            if self.placeholders.lock().expect("placeholders").len() < waiting {
+                (self.changed)();
+            }
+            match applied {
                 Ok(Applied::Changed | Applied::Nothing) => {}
                 // A name the mirror will not write: said, and skipped.
                 Err(e @ mirror::MirrorError::UnsafePath(_)) => self.notice(&e.to_string()),

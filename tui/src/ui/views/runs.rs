@@ -86,7 +86,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, store: &RunStore) {
     ];
     let mut names = vec!["", "run", "plugin", "data", "progress", "best", "age"];
     if hosts {
-        widths.insert(2, Constraint::Fill(1));
+        // As wide as the longest host label shown (`user@gpu1:2222`), within reason.
+        let widest = shown
+            .iter()
+            .map(|r| app.host_label(r).chars().count())
+            .max()
+            .unwrap_or(5);
+        widths.insert(2, Constraint::Length(widest.clamp(5, 24) as u16));
         names.insert(2, "host");
     }
     let header = Row::new(names).style(app.theme.title);
