@@ -88,6 +88,24 @@ fn mirrored(cache: &Path, rel: &str) -> Option<PathBuf> {
     walk(&cache.join("gantry/remote"), rel)
 }
 
+/// `gantry train CFG --runs REMOTE --name NAME` on the "remote" host (this machine),
+/// with the test's plugins; `--detach`, or a Slurm launcher, returns at once.
+fn start_run(cfg: &Path, remote: &Path, name: &str, extra: &[&str]) {
+    let plugins = plugin_dir();
+    let mut args = vec![
+        "train",
+        cfg.to_str().unwrap(),
+        "--runs",
+        remote.to_str().unwrap(),
+        "--name",
+        name,
+    ];
+    args.extend(extra);
+    args.extend(["--plugins", plugins.to_str().unwrap()]);
+    let (code, _, err) = gantry_with_env(&args, &[]);
+    assert_eq!(code, 0, "{err}");
+}
+
 fn wait_until(what: &str, limit: Duration, mut pred: impl FnMut() -> bool) {
     let start = Instant::now();
     while !pred() {
@@ -306,24 +324,8 @@ fn a_remote_run_stops_and_resumes_and_outlives_the_dashboard() {
     let remote = dir.path().join("runs");
     let cfg = dir.path().join("cfg.ron");
     std::fs::write(&cfg, small_config(shared_synth(96, 16, 0), 5000)).unwrap();
-    let plugins = plugin_dir();
     let ssh = sshd.gantry_ssh();
-    let env: [(&str, &Path); 0] = [];
-    let (code, _, err) = gantry_with_env(
-        &[
-            "train",
-            cfg.to_str().unwrap(),
-            "--runs",
-            remote.to_str().unwrap(),
-            "--name",
-            "far",
-            "--detach",
-            "--plugins",
-            plugins.to_str().unwrap(),
-        ],
-        &env,
-    );
-    assert_eq!(code, 0, "{err}");
+    start_run(&cfg, &remote, "far", &["--detach"]);
     let cache = dir.path().join("cache");
     let roots = [format!("{HOST}:{}", remote.display())];
     let tmux = dashboard(&sshd, &cache, &roots, &wrapper(dir.path()), None);
@@ -411,22 +413,7 @@ fn a_remote_slurm_run_is_cancelled_and_resubmitted_from_the_dashboard() {
     let launcher = "device: \"cpu\",\n    launcher: Slurm(partition: Some(\"debug\"), time: Some(\"00:20:00\")),";
     let text = small_config(shared_synth(96, 16, 0), 5000).replace("device: \"cpu\",", launcher);
     std::fs::write(&cfg, text).unwrap();
-    let plugins = plugin_dir();
-    let env: [(&str, &Path); 0] = [];
-    let (code, _, err) = gantry_with_env(
-        &[
-            "train",
-            cfg.to_str().unwrap(),
-            "--runs",
-            remote.to_str().unwrap(),
-            "--name",
-            "job",
-            "--plugins",
-            plugins.to_str().unwrap(),
-        ],
-        &env,
-    );
-    assert_eq!(code, 0, "{err}");
+    start_run(&cfg, &remote, "job", &[]);
     let run = remote.join("job");
     let job = |run: &Path| {
         gantry::runfs::RunFolder::new(run)
