@@ -202,6 +202,13 @@ fn render_footer(frame: &mut Frame, area: Rect, app: &App, store: &RunStore) {
                 ("?", "help"),
                 ("q", "quit"),
             ],
+            // A foreign run's images are stepped by training step, not epoch.
+            View::Samples if app.current(store).is_some_and(|r| r.foreign.is_some()) => &[
+                ("[]", "step"),
+                ("Enter", "scroll"),
+                ("?", "help"),
+                ("q", "quit"),
+            ],
             View::Samples => &[
                 ("[]", "epoch"),
                 ("Enter", "scroll"),
