@@ -106,6 +106,16 @@ fn start_run(cfg: &Path, remote: &Path, name: &str, extra: &[&str]) {
     assert_eq!(code, 0, "{err}");
 }
 
+/// Waits until the mirror's copy of `rel` holds exactly `want`.
+fn wait_mirrored(cache: &Path, rel: &str, want: &[u8], what: &str, limit: Duration) {
+    wait_until(what, limit, || {
+        mirrored(cache, rel)
+            .and_then(|p| std::fs::read(p).ok())
+            .as_deref()
+            == Some(want)
+    });
+}
+
 fn wait_until(what: &str, limit: Duration, mut pred: impl FnMut() -> bool) {
     let start = Instant::now();
     while !pred() {
@@ -171,15 +181,12 @@ fn a_remote_root_is_tailed_live_beside_a_local_one_and_survives_a_killed_ssh() {
     };
     write_rows(1000, 1100);
     let remote_now = std::fs::read(&scalars).unwrap();
-    wait_until(
+    wait_mirrored(
+        &cache,
+        "ae-running/scalars.csv",
+        &remote_now,
         "the first rows in the mirror",
         Duration::from_secs(10),
-        || {
-            mirrored(&cache, "ae-running/scalars.csv")
-                .and_then(|p| std::fs::read(p).ok())
-                .as_deref()
-                == Some(&remote_now[..])
-        },
     );
     let killed = sshd.kill_clients();
     assert!(
@@ -196,15 +203,12 @@ fn a_remote_root_is_tailed_live_beside_a_local_one_and_survives_a_killed_ssh() {
     );
     write_rows(1100, 1200);
     let remote_end = std::fs::read(&scalars).unwrap();
-    wait_until(
+    wait_mirrored(
+        &cache,
+        "ae-running/scalars.csv",
+        &remote_end,
         "every row, once, after the reconnect",
         Duration::from_secs(30),
-        || {
-            mirrored(&cache, "ae-running/scalars.csv")
-                .and_then(|p| std::fs::read(p).ok())
-                .as_deref()
-                == Some(&remote_end[..])
-        },
     );
     tmux.wait_for("the badge to go", |s| !s.contains("reconnecting"));
 

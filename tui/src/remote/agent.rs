@@ -478,44 +478,39 @@ impl<W: Write> Agent<W> {
         path: &Path,
         (size, ino, mtime): (u64, u64, SystemTime),
     ) -> Result<()> {
-        if let Some(h) = self.have.remove(&key)
-            && h.size == size
-            && size > 0
-            && protocol::file_tail_hash(path, size).ok() == Some(h.tail_hash)
-        {
-            self.fetched.insert(key.clone());
-            let id = self.open(root, rel)?;
-            self.sent.insert(
-                key,
-                Sent {
-                    id,
-                    size,
-                    ino,
-                    mtime,
-                    tail: h.tail_hash,
-                },
-            );
-            return Ok(());
-        }
-        if self
+        let held = self.have.remove(&key).filter(|h| {
+            h.size == size
+                && size > 0
+                && protocol::file_tail_hash(path, size).ok() == Some(h.tail_hash)
+        });
+        let unchanged = self
             .sent
             .get(&key)
-            .is_some_and(|s| s.ino == ino && s.size == size && s.mtime == mtime)
-        {
+            .is_some_and(|s| s.ino == ino && s.size == size && s.mtime == mtime);
+        if held.is_none() && unchanged {
             return Ok(());
         }
         let id = self.open(root, rel)?;
-        let secs = mtime
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
-        self.send(&ToClient::Listed {
-            file: id,
-            total: size,
-            mtime: secs,
-        })?;
-        // The client holds an empty stand-in: never appended to (lazy files are sent
-        // whole once fetched).
+        let tail = match held {
+            Some(h) => {
+                self.fetched.insert(key.clone());
+                h.tail_hash
+            }
+            None => {
+                let secs = mtime
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0);
+                self.send(&ToClient::Listed {
+                    file: id,
+                    total: size,
+                    mtime: secs,
+                })?;
+                // The client holds an empty stand-in: never appended to (lazy files
+                // are sent whole once fetched).
+                protocol::tail_hash(b"")
+            }
+        };
         self.sent.insert(
             key,
             Sent {
@@ -523,7 +518,7 @@ impl<W: Write> Agent<W> {
                 size,
                 ino,
                 mtime,
-                tail: protocol::tail_hash(b""),
+                tail,
             },
         );
         Ok(())
